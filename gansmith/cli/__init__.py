@@ -1,0 +1,47 @@
+"""The `gansmith` command: a thin layer over the Python API.
+
+Each concern keeps its commands in its own module here; this file only assembles them and turns
+`UserError` into one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..errors import UserError
+from .. import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="gansmith")
+def cli():
+    """gansmith: train GANs on your own images, repaint photos, and measure the results."""
+
+
+def _register_commands():
+    from . import train as _train  # noqa: F401  (each module adds its commands to `cli`)
+    import importlib
+    for name in ("metrics", "style", "report"):
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{name}":
+                raise
+
+
+def main(argv=None):
+    _register_commands()
+    try:
+        return cli.main(args=argv, prog_name="gansmith", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)

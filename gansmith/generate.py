@@ -1,0 +1,58 @@
+"""Sampling from a trained generator: needs only a checkpoint (or a run folder), never the data."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .images import float_to_uint8
+from .models import build_generator
+from .training.checkpoint import load_checkpoint, load_latest_valid
+from .training.config import TrainConfig
+
+
+def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tuple[Path, dict]:
+    """Resolve a run folder (+ latest/best) or a checkpoint file to (path, loaded checkpoint)."""
+    path = Path(run_or_checkpoint)
+    if path.is_file():
+        return path, load_checkpoint(path)
+    if not path.is_dir():
+        raise UserError(f"{path} is neither a run folder nor a checkpoint file")
+    if which == "latest":
+        found = load_latest_valid(path / "checkpoints")
+        if found is None:
+            raise UserError(f"{path} has no usable checkpoint (is it a gansmith run folder?)")
+        return found
+    if which == "best":
+        best = path / "checkpoints" / "best.pt"
+        if not best.is_file():
+            raise UserError(f"{path} has no best.pt yet (it is written when training evaluates with --eval-every)")
+        return best, load_checkpoint(best)
+    return find_checkpoint(which)
+
+
+def load_generator(run_or_checkpoint: str | Path, which: str = "latest", ema: bool = True,
+                   device: str | torch.device = "cpu"):
+    """The generator of a run, in eval mode, and the run's TrainConfig. Uses the EMA weights when present."""
+    _, ckpt = find_checkpoint(run_or_checkpoint, which)
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    G = build_generator(cfg)
+    state = ckpt["G_ema"] if ema and ckpt.get("G_ema") is not None else ckpt["G"]
+    G.load_state_dict(state)
+    return G.to(device).eval(), cfg
+
+
+def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
+    """The latent vectors a seed stands for: the same seed gives the same images on any machine."""
+    return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+    """n images as uint8 N x H x W x C."""
+    if n < 1:
+        raise UserError(f"the number of images must be at least 1, not {n}")
+    z = latents(n, G.z_dim, seed)
+    return np.concatenate([float_to_uint8(G(z[i:i + batch].to(device))) for i in range(0, n, batch)])

@@ -1,0 +1,71 @@
+"""DCGAN (Radford et al. 2016): a generator of transposed convolutions and a mirrored CNN discriminator.
+
+Generator: z -> linear -> (C0, b, b) -> [transposed conv x2, batch norm, ReLU]* -> transposed conv -> tanh.
+Discriminator: [conv /2, (batch norm), leaky ReLU]* -> linear -> one logit.
+b is 7 for 28 px images and 4 otherwise; depth follows the resolution, widths scale with `width`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def base_size(res: int) -> int:
+    return 7 if res % 7 == 0 else 4
+
+
+def stage_widths(res: int, width: int) -> list[int]:
+    """Channel counts from the base feature map up to the last hidden layer, e.g. 64 px: 512, 256, 128, 64."""
+    n_up = int(math.log2(res // base_size(res)))
+    return [min(width * 2 ** (n_up - 1 - i), width * 8) for i in range(n_up)]
+
+
+class Generator(nn.Module):
+    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64):
+        super().__init__()
+        self.res, self.channels, self.z_dim = res, channels, z_dim
+        self.base = base_size(res)
+        widths = stage_widths(res, width)
+        self.project = nn.Sequential(
+            nn.Linear(z_dim, widths[0] * self.base ** 2, bias=False),
+            nn.BatchNorm1d(widths[0] * self.base ** 2),
+            nn.ReLU(inplace=True),
+        )
+        layers = []
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        self.apply(init_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.project(z).view(z.shape[0], -1, self.base, self.base)
+        return self.body(x)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, res: int, channels: int, width: int = 64):
+        super().__init__()
+        widths = stage_widths(res, width)[::-1]  # e.g. 64, 128, 256, 512
+        layers = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for cin, cout in zip(widths, widths[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(widths[-1] * base_size(res) ** 2, 1)
+        self.apply(init_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1)).squeeze(1)
+
+
+def init_weights(m: nn.Module) -> None:
+    """DCGAN initialization: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)

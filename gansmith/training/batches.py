@@ -1,0 +1,39 @@
+"""Batches from an in-memory uint8 data set, as a pure function of the step number.
+
+The index stream is the concatenation of one random permutation per epoch (seeded by seed and epoch),
+and batch `step` takes the next `batch` indices of it. No loader state needs saving: resuming at step
+s continues exactly where the run stopped, and data sets smaller than a batch simply wrap around.
+"""
+from __future__ import annotations
+
+import torch
+
+from ..images import uint8_to_float
+
+
+class Batches:
+    def __init__(self, x: torch.Tensor, batch: int, seed: int, device: torch.device):
+        self.x, self.batch, self.seed, self.device = x, batch, seed, device
+        self.n = x.shape[0]
+        self._perm_epoch, self._perm = -1, None
+
+    def indices(self, step: int) -> torch.Tensor:
+        start, end = step * self.batch, (step + 1) * self.batch
+        parts = []
+        while start < end:
+            epoch, offset = divmod(start, self.n)
+            take = min(end - start, self.n - offset)
+            parts.append(self._permutation(epoch)[offset:offset + take])
+            start += take
+        return torch.cat(parts)
+
+    def get(self, step: int) -> torch.Tensor:
+        """Batch `step` as float N x C x H x W in [-1, 1] on the device."""
+        x = self.x[self.indices(step)]
+        return uint8_to_float(x.to(self.device, non_blocking=True))
+
+    def _permutation(self, epoch: int) -> torch.Tensor:
+        if epoch != self._perm_epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
+        return self._perm

@@ -1,0 +1,117 @@
+"""Checkpoints: atomic, self-contained, weights-only, checksummed.
+
+A checkpoint is a dict of tensors and plain values, so `torch.load(weights_only=True)` can read it and
+never runs code from the file. It carries a sha256 over all its contents (in a canonical order), so a
+file damaged after it was written is detected, not loaded. Files are written to a temporary name and
+renamed, so a crash mid-write leaves the previous checkpoint as it was.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+from ..fileio import atomic_write_bytes
+
+FORMAT = "gansmith-checkpoint"
+VERSION = 1
+STEP_FILE = re.compile(r"^step-(\d{8})\.pt$")
+
+
+class CheckpointError(UserError):
+    """A checkpoint that cannot be used: corrupt, truncated, foreign or unsafe."""
+
+
+def step_path(folder: Path, step: int) -> Path:
+    return Path(folder) / f"step-{step:08d}.pt"
+
+
+def save_checkpoint(path: str | Path, payload: dict) -> None:
+    payload = {**payload, "format": FORMAT, "version": VERSION}
+    payload["checksum"] = tree_checksum(payload)
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Load and verify one checkpoint file; raise CheckpointError (one line) if it is not usable."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(
+            f"refusing {path}: it holds Python objects other than weights (it could run code when loaded); "
+            "only gansmith checkpoints are accepted") from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a gansmith checkpoint")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint format version {ckpt.get('version')}; "
+                              f"this gansmith reads version {VERSION}")
+    stored = ckpt.pop("checksum", None)
+    if stored != tree_checksum(ckpt):
+        raise CheckpointError(f"checkpoint {path} fails its checksum (damaged after writing)")
+    return ckpt
+
+
+def list_step_checkpoints(folder: str | Path) -> list[Path]:
+    """step-*.pt files in a folder, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if STEP_FILE.match(p.name))
+
+
+def load_latest_valid(folder: str | Path) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads and verifies; damaged newer ones are skipped with a warning."""
+    for path in reversed(list_step_checkpoints(folder)):
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as e:
+            warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
+    return None
+
+
+def prune_checkpoints(folder: str | Path, keep: int) -> None:
+    """Delete all but the newest `keep` step checkpoints."""
+    for path in list_step_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)
+
+
+def tree_checksum(obj) -> str:
+    h = hashlib.sha256()
+    _feed(h, obj)
+    return h.hexdigest()
+
+
+def _feed(h, obj) -> None:
+    """Hash a nested structure of dicts, lists, tensors and scalars in a canonical order."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=repr):
+            _feed(h, k)
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[" if isinstance(obj, list) else b"(")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r};".encode())

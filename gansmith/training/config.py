@@ -1,0 +1,99 @@
+"""The training configuration: every option, its default, and its validation.
+
+A `TrainConfig` is plain data. The CLI builds one from flags, the API takes one directly, config.json
+and every checkpoint store it with `asdict`, so a run can always be reproduced from its folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from ..errors import UserError
+from ..losses import LOSSES
+from ..models import ARCHS
+
+SUPPORTED_RES = (28, 32, 64, 128, 256)
+
+# Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width")
+
+
+@dataclass
+class TrainConfig:
+    data: str = "builtin:fashion-mnist"
+    out: str = "runs/gansmith"
+    # images
+    res: int | None = None          # None: chosen from the data
+    channels: int | None = None     # None: 1 if all images are grayscale, else 3
+    fit: str = "crop"
+    # networks
+    arch: str = "dcgan"
+    z_dim: int = 128
+    width: int = 64
+    # optimization
+    loss: str = "ns"
+    batch: int = 64
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema: float = 0.0                # decay of the moving average of G's weights; 0 = off
+    # duration: whichever comes first; kimg counts across resumes, minutes only this invocation
+    kimg: float | None = None
+    minutes: float | None = None
+    # bookkeeping, in thousands of images shown
+    log_every: float = 1.0
+    sample_every: float = 5.0
+    checkpoint_every: float = 10.0
+    keep: int = 5
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise UserError naming the first bad option value."""
+    def require(ok: bool, msg: str):
+        if not ok:
+            raise UserError(msg)
+
+    require(cfg.res is None or cfg.res in SUPPORTED_RES,
+            f"--res {cfg.res} is not supported; choose one of {', '.join(map(str, SUPPORTED_RES))}")
+    require(cfg.channels in (None, 1, 3), f"--channels must be 1 or 3, not {cfg.channels}")
+    require(cfg.fit in ("crop", "pad"), f"--fit must be crop or pad, not {cfg.fit!r}")
+    require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
+    require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    require(1 <= cfg.z_dim <= 4096, f"--z-dim must be between 1 and 4096, not {cfg.z_dim}")
+    require(1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
+    require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
+    for name in ("g_lr", "d_lr"):
+        v = getattr(cfg, name)
+        require(0 < v < 1, f"--{name.replace('_', '-')} must be a learning rate between 0 and 1, not {v}")
+    for name in ("beta1", "beta2"):
+        v = getattr(cfg, name)
+        require(0 <= v < 1, f"--{name} must be in [0, 1), not {v}")
+    require(0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1) (0 = off), not {cfg.ema}")
+    require(cfg.kimg is None or cfg.kimg > 0, f"--kimg must be positive, not {cfg.kimg}")
+    require(cfg.minutes is None or cfg.minutes > 0, f"--minutes must be positive, not {cfg.minutes}")
+    for name in ("log_every", "sample_every", "checkpoint_every"):
+        v = getattr(cfg, name)
+        require(v > 0, f"--{name.replace('_', '-')} must be a positive number of kimg, not {v}")
+    require(cfg.keep >= 1, f"--keep must be at least 1, not {cfg.keep}")
+    require(cfg.seed >= 0, f"--seed must be a non-negative integer, not {cfg.seed}")
+    require(cfg.device == "auto" or cfg.device.split(":")[0] in ("cpu", "cuda", "mps"),
+            f"--device must be auto, cpu, cuda[:N] or mps, not {cfg.device!r}")
+
+
+def shape_differences(a: dict, b: dict) -> list[str]:
+    """The model-shape keys on which two plain configs disagree, as 'key: a != b'."""
+    return [f"{k}: {a.get(k)} != {b.get(k)}" for k in MODEL_SHAPE_KEYS if a.get(k) != b.get(k)]

@@ -1,0 +1,25 @@
+"""Exponential moving average of the generator's weights (Karras et al. 2018; Yazici et al. 2019).
+
+Sampling from the average smooths out the oscillation of the last few updates; buffers (batch-norm
+statistics) are copied, not averaged.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def make_ema(G: nn.Module) -> nn.Module:
+    ema = copy.deepcopy(G).eval()
+    ema.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
+    ema_params, params = list(ema.parameters()), list(G.parameters())
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), G.buffers()):
+        b_ema.copy_(b)

@@ -1,0 +1,31 @@
+"""Ctrl-C and SIGTERM as requests: the loop finishes its step, saves, and returns.
+
+A second Ctrl-C stops at once (the last checkpoint on disk is still intact: writes are atomic).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+
+
+class GracefulStop:
+    def __init__(self):
+        self.requested = False
+        self.signal = None
+        self._previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested, self.signal = True, signum

@@ -1,0 +1,32 @@
+import numpy as np
+import pytest
+
+from gansmith.cli import main
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the gansmith CLI in-process: returns (exit code, stdout, stderr)."""
+    def run(*args):
+        code = 0
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+@pytest.fixture
+def tiny_npz(tmp_path):
+    """48 synthetic 28x28 grayscale images: bright squares of different sizes on black."""
+    rng = np.random.default_rng(0)
+    x = np.zeros((48, 28, 28), np.uint8)
+    for i in range(48):
+        s = rng.integers(4, 14)
+        y0, x0 = rng.integers(0, 28 - s, size=2)
+        x[i, y0:y0 + s, x0:x0 + s] = 255
+    path = tmp_path / "squares.npz"
+    np.savez(path, x=x)
+    return path
