@@ -6,6 +6,7 @@ Each concern keeps its commands in its own module here; this file only assembles
 from __future__ import annotations
 
 import sys
+import warnings
 
 import click
 
@@ -30,8 +31,14 @@ def _register_commands():
                 raise
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """Warnings reach a CLI user as one plain line, not a source location."""
+    click.echo(f"warning: {message}", err=True)
+
+
 def main(argv=None):
     _register_commands()
+    warnings.showwarning = show_warning
     try:
         return cli.main(args=argv, prog_name="gansmith", standalone_mode=False)
     except UserError as e:

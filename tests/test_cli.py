@@ -1,0 +1,134 @@
+"""The CLI as a user meets it: train, resume, sample, and one clear line for every mistake."""
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gansmith.training.checkpoint import list_step_checkpoints
+
+TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
+        "--sample-every", "0.064", "--checkpoint-every", "0.064"]
+
+
+@pytest.fixture
+def trained_run(tiny_npz, tmp_path, run_cli):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *TINY)
+    assert code == 0, err
+    return run
+
+
+def test_train_then_resume_extends_the_run(trained_run, tiny_npz, run_cli):
+    # Options not given on --resume come from the run's config (here the tiny width), kimg is extended.
+    code, out, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--kimg", "0.256", "--quiet")
+    assert code == 0, err
+    assert "resuming" in err
+    assert list_step_checkpoints(trained_run / "checkpoints")[-1].name == "step-00000016.pt"
+
+
+def test_sample_grid_and_single_images_by_seed(trained_run, tmp_path, run_cli):
+    code, out, err = run_cli("sample", trained_run, "-n", "9", "-o", tmp_path / "a.png", "--seed", "5")
+    assert code == 0, err
+    grid = np.asarray(Image.open(tmp_path / "a.png"))
+    assert grid.shape == (3 * 30 + 2, 3 * 30 + 2)  # 3x3 grid of 28 px images with 2 px padding
+    run_cli("sample", trained_run, "-n", "9", "-o", tmp_path / "b.png", "--seed", "5")
+    run_cli("sample", trained_run, "-n", "9", "-o", tmp_path / "c.png", "--seed", "6")
+    b, c = (np.asarray(Image.open(tmp_path / f)) for f in ("b.png", "c.png"))
+    assert np.array_equal(grid, b) and not np.array_equal(grid, c)
+
+    code, out, err = run_cli("sample", trained_run, "-n", "3", "--outdir", tmp_path / "singles", "--seed", "5")
+    assert code == 0, err
+    files = sorted((tmp_path / "singles").glob("*.png"))
+    assert len(files) == 3 and np.asarray(Image.open(files[0])).shape == (28, 28)
+    assert np.array_equal(np.asarray(Image.open(files[0])), grid[2:30, 2:30])  # same seed, same first image
+
+
+def test_sample_needs_only_a_checkpoint_file(trained_run, tmp_path, run_cli):
+    ckpt = list_step_checkpoints(trained_run / "checkpoints")[-1]
+    lone = tmp_path / "lone.pt"
+    lone.write_bytes(ckpt.read_bytes())
+    code, out, err = run_cli("sample", lone, "-n", "4", "-o", tmp_path / "g.png")
+    assert code == 0, err
+    assert (tmp_path / "g.png").exists()
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "/no/such/folder", "--out", "{tmp}/r"], ["/no/such/folder"]),
+    (["train", "{npz}", "--out", "{tmp}/r", "--res", "48"], ["--res 48", "28, 32, 64, 128, 256"]),
+    (["train", "{npz}", "--out", "{tmp}/r", "--g-lr", "-1"], ["--g-lr"]),
+    (["train", "{npz}", "--out", "{tmp}/r", "--batch", "0"], ["--batch"]),
+    (["train", "{npz}", "--out", "{tmp}/r", "--kimg", "0"], ["--kimg"]),
+    (["train", "{npz}", "--out", "{tmp}/r", "--resume"], ["nothing to resume"]),
+    (["sample", "{tmp}/nothing", "-o", "{tmp}/x.png"], ["neither a run folder nor a checkpoint"]),
+])
+def test_user_mistakes_give_one_line_and_exit_2(args, fragments, tiny_npz, tmp_path, run_cli):
+    args = [a.format(tmp=tmp_path, npz=tiny_npz) for a in args]
+    assert_one_line_error(*run_cli(*args)[::2], *fragments)
+
+
+def test_empty_folder_is_refused(tmp_path, run_cli):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(*run_cli("train", tmp_path / "empty", "--out", tmp_path / "r")[::2])
+
+
+def test_existing_run_needs_resume(trained_run, tiny_npz, run_cli):
+    assert_one_line_error(*run_cli("train", tiny_npz, "--out", trained_run, *TINY)[::2], "--resume")
+
+
+def test_resume_with_a_different_model_shape_names_the_keys(trained_run, tiny_npz, run_cli):
+    code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--width", "16", "--z-dim", "8")
+    assert_one_line_error(code, err, "width: 8 != 16", "z_dim: 16 != 8")
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_checkpoint_with_a_pickle_payload_is_refused_and_never_runs(tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "gansmith-checkpoint", "G": Payload()}, evil)
+    assert_one_line_error(*run_cli("sample", evil, "-o", "x.png")[::2], "refusing")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(trained_run, tmp_path, run_cli):
+    ckpts = list_step_checkpoints(trained_run / "checkpoints")
+    data = bytearray(ckpts[-1].read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    ckpts[-1].write_bytes(bytes(data))
+    code, out, err = run_cli("sample", trained_run, "-n", "4", "-o", tmp_path / "g.png")
+    assert code == 0, err
+    assert "warning:" in err and ckpts[-1].name in err and "previous" in err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_stop_signals_save_a_checkpoint_and_exit_130(sig, tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "gansmith", "train", str(tiny_npz), "--out", str(run),
+                             "--kimg", "1000", "--checkpoint-every", "1000", "--quiet", *TINY[:-2]],
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run / "metrics.jsonl").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    assert list_step_checkpoints(run / "checkpoints"), "no checkpoint was saved on Ctrl-C"
