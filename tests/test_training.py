@@ -7,7 +7,7 @@ import torch
 
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
-from gansmith.training.step import discriminator_phase, generator_phase
+from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
 from gansmith.models.dcgan import Discriminator, Generator
 
 TINY = dict(width=8, z_dim=16, batch=16, log_every=0.032, sample_every=0.064, checkpoint_every=0.064, progress=False)
@@ -41,6 +41,7 @@ def test_training_writes_a_complete_run_folder(tiny_npz, tmp_path):
     grids = sorted((run / "samples").glob("grid-*.png"))
     assert len(grids) == 5 and (run / "samples" / "latest.png").exists()
     assert [p.name for p in list_step_checkpoints(run / "checkpoints")] == ["step-00000016.pt", "step-00000020.pt"]
+    assert all(k in records[-1] for k in ("d_acc", "d_grad", "g_grad", "div_fake", "div_real", "sample_change"))
     assert any((run / "events").iterdir())
 
 
@@ -76,11 +77,12 @@ def test_generator_phase_leaves_discriminator_untouched():
     G, D = Generator(28, 1, 16, 8), Discriminator(28, 1, 8)
     opt_G, opt_D = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     real, fake = torch.rand(8, 1, 28, 28) * 2 - 1, G(torch.randn(8, 16))
-    discriminator_phase(D, opt_D, real, fake.detach(), "ns")
+    opts, rng = StepOptions(), torch.Generator()
+    discriminator_phase(D, opt_D, real, fake.detach(), opts, rng, step=1)
     d_weights = {k: v.clone() for k, v in D.state_dict().items() if "running" not in k and "num_batches" not in k}
     d_grads = [p.grad.clone() for p in D.parameters()]
     g_before = [p.clone() for p in G.parameters()]
-    generator_phase(D, opt_G, fake, "ns")
+    generator_phase(D, opt_G, list(G.parameters()), fake, opts, rng)
     assert all(torch.equal(p.grad, g) for p, g in zip(D.parameters(), d_grads)), "G's loss leaked gradients into D"
     assert all(torch.equal(D.state_dict()[k], v) for k, v in d_weights.items())
     assert all(p.requires_grad for p in D.parameters()), "D must be unfrozen again for its next phase"

@@ -13,4 +13,4 @@ def build_generator(cfg) -> nn.Module:
 
 
 def build_discriminator(cfg) -> nn.Module:
-    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.width)
+    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd)

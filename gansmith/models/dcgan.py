@@ -10,6 +10,9 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+
+from .layers import MinibatchStdDev, maybe_spectral_norm
 
 
 def base_size(res: int) -> int:
@@ -46,14 +49,24 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, res: int, channels: int, width: int = 64):
+    """norm: "bn" (classic DCGAN) or "none" (needed with gradient penalties, which are per-sample);
+    sn: spectral normalization on every layer; mbstd: a minibatch standard-deviation channel before the head."""
+
+    def __init__(self, res: int, channels: int, width: int = 64, norm: str = "bn", sn: bool = False,
+                 mbstd: bool = False):
         super().__init__()
         widths = stage_widths(res, width)[::-1]  # e.g. 64, 128, 256, 512
-        layers = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        layers = [maybe_spectral_norm(nn.Conv2d(channels, widths[0], 4, 2, 1), sn), nn.LeakyReLU(0.2, inplace=True)]
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, inplace=True)]
+            layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "bn"), sn))
+            if norm == "bn":
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        if mbstd:
+            layers.append(MinibatchStdDev())
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(widths[-1] * base_size(res) ** 2, 1)
+        features = (widths[-1] + int(mbstd)) * base_size(res) ** 2
+        self.head = maybe_spectral_norm(nn.Linear(features, 1), sn)
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,7 +76,9 @@ class Discriminator(nn.Module):
 def init_weights(m: nn.Module) -> None:
     """DCGAN initialization: N(0, 0.02) weights, N(1, 0.02) batch-norm scales."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
+        # a spectrally normalized layer keeps its raw weight in a parametrization
+        weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+        nn.init.normal_(weight, 0.0, 0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
     elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):

@@ -32,6 +32,11 @@ class Batches:
         x = self.x[self.indices(step)]
         return uint8_to_float(x.to(self.device, non_blocking=True))
 
+    def get_fixed(self, n: int) -> torch.Tensor:
+        """The same n real images every time (for comparisons such as the doctor's diversity)."""
+        idx = self._permutation(0)[:n] if n <= self.n else torch.arange(n) % self.n
+        return uint8_to_float(self.x[idx].to(self.device))
+
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)

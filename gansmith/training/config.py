@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from ..errors import UserError
 from ..losses import LOSSES
 from ..models import ARCHS
+from .augment import parse_policy
 
 SUPPORTED_RES = (28, 32, 64, 128, 256)
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width")
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_norm", "sn", "mbstd")
 
 
 @dataclass
@@ -30,6 +31,9 @@ class TrainConfig:
     arch: str = "dcgan"
     z_dim: int = 128
     width: int = 64
+    d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
+    sn: bool = False                # spectral normalization in D
+    mbstd: bool = False             # minibatch standard-deviation channel in D
     # optimization
     loss: str = "ns"
     batch: int = 64
@@ -38,6 +42,17 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema: float = 0.0                # decay of the moving average of G's weights; 0 = off
+    # regularizers
+    r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
+    r1_every: int = 16              # lazy regularization: apply R1 every this many steps
+    gp_weight: float = 10.0         # WGAN-GP penalty weight (with --loss wgan-gp)
+    label_smooth: float = 0.0       # one-sided label smoothing: real target 1 - this
+    instance_noise: float = 0.0     # std of Gaussian noise on D's inputs, annealed to 0 over the run
+    augment: str = ""               # DiffAugment policy, e.g. "translation,cutout,color"
+    # balance between G and D
+    d_steps: int = 1                # D updates per G update
+    balance: bool = False           # adaptive: skip D while it wins, extra D steps while it is too weak
+    auto_fix: bool = False          # let the run doctor apply its remedies
     # duration: whichever comes first; kimg counts across resumes, minutes only this invocation
     kimg: float | None = None
     minutes: float | None = None
@@ -73,6 +88,18 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.fit in ("crop", "pad"), f"--fit must be crop or pad, not {cfg.fit!r}")
     require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
     require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    require(cfg.d_norm in ("auto", "bn", "none"), f"--d-norm must be auto, bn or none, not {cfg.d_norm!r}")
+    require(not (cfg.d_norm == "bn" and (cfg.loss == "wgan-gp" or cfg.r1 > 0)),
+            "--d-norm bn cannot be combined with a gradient penalty (wgan-gp, --r1): batch norm mixes samples")
+    require(cfg.r1 >= 0, f"--r1 must be a non-negative weight, not {cfg.r1}")
+    require(cfg.r1_every >= 1, f"--r1-every must be at least 1, not {cfg.r1_every}")
+    require(cfg.gp_weight >= 0, f"--gp-weight must be non-negative, not {cfg.gp_weight}")
+    require(0 <= cfg.label_smooth < 0.5, f"--label-smooth must be in [0, 0.5), not {cfg.label_smooth}")
+    require(cfg.instance_noise >= 0, f"--instance-noise must be non-negative, not {cfg.instance_noise}")
+    parse_policy(cfg.augment)  # raises UserError naming an unknown augmentation
+    require(1 <= cfg.d_steps <= 100, f"--d-steps must be between 1 and 100, not {cfg.d_steps}")
+    require(not (cfg.balance and cfg.loss == "wgan-gp"),
+            "--balance does not apply to wgan-gp, whose critic loss has no fixed scale; use --d-steps")
     require(1 <= cfg.z_dim <= 4096, f"--z-dim must be between 1 and 4096, not {cfg.z_dim}")
     require(1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
     require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
@@ -92,6 +119,14 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.seed >= 0, f"--seed must be a non-negative integer, not {cfg.seed}")
     require(cfg.device == "auto" or cfg.device.split(":")[0] in ("cpu", "cuda", "mps"),
             f"--device must be auto, cpu, cuda[:N] or mps, not {cfg.device!r}")
+
+
+def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
+    """Fill in what the data and the other options decide."""
+    d_norm = cfg.d_norm
+    if d_norm == "auto":
+        d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
+    return cfg.replace(res=res, channels=channels, d_norm=d_norm)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:

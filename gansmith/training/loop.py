@@ -1,8 +1,8 @@
 """`train(config)`: the training loop, from data to run folder.
 
-Read top to bottom: set up (data, networks, optimizers, run folder, resume), then the loop (one
-two-phase step per batch, and at intervals of images shown: log, sample, checkpoint), then the final
-save. Ctrl-C or SIGTERM finish the current step, save a checkpoint and return.
+Read top to bottom: the `Trainer` (networks, optimizers, policies, and one training step), then
+`train` (data, resume, run folder), then `run_loop` (steps, and at intervals of images shown: log,
+sample, checkpoint). Ctrl-C or SIGTERM finish the current step, save a checkpoint and return.
 """
 from __future__ import annotations
 
@@ -14,19 +14,24 @@ import torch
 from tqdm import tqdm
 
 from ..data import load_images
+from ..doctor import Doctor, sample_diversity
 from ..errors import UserError
 from ..images import float_to_uint8
+from ..losses import decision_threshold
 from ..models import build_discriminator, build_generator
+from .augment import parse_policy
 from .batches import Batches
 from .checkpoint import list_step_checkpoints, load_latest_valid, prune_checkpoints, save_checkpoint, step_path
-from .config import TrainConfig, shape_differences, validate
+from .config import TrainConfig, resolve, shape_differences, validate
 from .ema import make_ema, update_ema
+from .policies import BalancePolicy, DivergenceGuard, event
 from .run import RunFolder, crossed, log
 from .signals import GracefulStop
-from .step import STAT_NAMES, train_step
+from .step import StepOptions, discriminator_phase, generator_phase
 
 N_FIXED_SAMPLES = 64
 DEFAULT_KIMG = 200  # the duration when neither --kimg nor --minutes is given
+STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc", "d_grad", "g_grad")
 
 
 @dataclass
@@ -39,7 +44,7 @@ class TrainResult:
 
 
 class Trainer:
-    """Holds everything a run's state consists of; `state_dict`/`load_state_dict` are the checkpoint."""
+    """A run's whole state, and one training step. `state_dict`/`load_state_dict` are the checkpoint."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -50,15 +55,98 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=betas)
-        self.rng = torch.Generator(device).manual_seed(cfg.seed + 1)  # latents of the training batches
+        self.rng = torch.Generator(device).manual_seed(cfg.seed + 1)  # latents, augmentation, noise
         self.fixed_z = torch.randn(N_FIXED_SAMPLES, cfg.z_dim,
                                    generator=torch.Generator().manual_seed(cfg.seed)).to(device)
-        self.step = self.images_seen = 0
-        self.seconds = 0.0
+        self.opts = StepOptions(loss=cfg.loss, real_label=1.0 - cfg.label_smooth, r1_gamma=cfg.r1,
+                                r1_every=cfg.r1_every, gp_weight=cfg.gp_weight, augment=parse_policy(cfg.augment))
+        self.balance = BalancePolicy(cfg.loss) if cfg.balance else None
+        self.guard = DivergenceGuard()
+        self.doctor = Doctor(cfg.loss)
+        self.step = self.images_seen = self.batches_drawn = 0
+        self.seconds, self.lr_scale = 0.0, 1.0
+        self.events: list[dict] = []
 
-    def sampling_generator(self):
-        return self.G_ema if self.G_ema is not None else self.G
+    # --- one step ------------------------------------------------------------------------------------
+    def train_step(self, batches: Batches) -> torch.Tensor:
+        """D phase(s) then G phase; returns the step's numbers in STAT_NAMES order."""
+        cfg, opts = self.cfg, self.opts
+        opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.images_seen / (1000 * (cfg.kimg or DEFAULT_KIMG)))
+        n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
+        fake = self.G(self.latents())
+        for i in range(max(n_d, 1)):
+            real = batches.get(self.batches_drawn)
+            self.batches_drawn += 1
+            self.images_seen += real.shape[0]
+            if i == 0:
+                d_fake_batch = fake.detach()
+            else:
+                with torch.no_grad():
+                    d_fake_batch = self.G(self.latents())
+            d = discriminator_phase(self.D, self.opt_D, real, d_fake_batch, opts, self.rng, self.step, update=n_d > 0)
+        g = generator_phase(self.D, self.opt_G, list(self.G.parameters()), fake, opts, self.rng)
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, cfg.ema)
+        self.step += 1
+        return torch.stack([d.loss, g.loss, *self.d_outputs(d.real_out, d.fake_out), d.grad_norm, g.grad_norm])
 
+    def latents(self) -> torch.Tensor:
+        return torch.randn(self.cfg.batch, self.cfg.z_dim, device=self.device, generator=self.rng)
+
+    def d_outputs(self, real_out, fake_out):
+        """D's mean verdicts (probabilities for ns, raw scores otherwise) and its accuracy."""
+        thr = decision_threshold(self.cfg.loss)
+        acc = ((real_out > thr).float().mean() + (fake_out < thr).float().mean()) / 2
+        if self.cfg.loss == "ns":
+            real_out, fake_out = torch.sigmoid(real_out), torch.sigmoid(fake_out)
+        return real_out.mean(), fake_out.mean(), acc
+
+    # --- policies ------------------------------------------------------------------------------------
+    def observe(self, values: dict, run: RunFolder) -> None:
+        """Feed a step's numbers to the policies; roll back if the step diverged."""
+        reason = self.guard.check({k: values[k] for k in ("loss_d", "loss_g")},
+                                  {k: values[k] for k in ("d_grad", "g_grad")})
+        if reason:
+            self.rollback(run, reason)
+            return
+        if self.balance:
+            self.balance.observe(values["loss_d"], self.step)
+            self.events += self.balance.events
+            self.balance.events = []
+
+    def rollback(self, run: RunFolder, reason: str) -> None:
+        """Return to the last good checkpoint with halved learning rates (at most 3 times)."""
+        rollbacks = self.guard.rollbacks + 1
+        if rollbacks > self.guard.max_rollbacks:
+            raise UserError(f"training diverged ({reason}) {self.guard.max_rollbacks} times, even after lowering "
+                            "the learning rates; try lower --g-lr/--d-lr, --sn or --loss hinge")
+        found = load_latest_valid(run.checkpoints)
+        if found is None:
+            raise UserError(f"training diverged ({reason}) and no checkpoint is left to roll back to")
+        step, lr_scale = self.step, self.lr_scale * 0.5
+        self.load_state_dict(found[1])
+        self.guard.rollbacks, self.lr_scale = rollbacks, lr_scale
+        self.apply_learning_rates()
+        self.events.append(event("divergence", "error",
+                                 f"step {step}: {reason}; rolled back to step {self.step} and halved the learning "
+                                 f"rates (rollback {rollbacks} of {self.guard.max_rollbacks})",
+                                 {"step": step, "reason": reason, "lr_scale": lr_scale}, "lower the learning rates"))
+
+    def apply_learning_rates(self) -> None:
+        """Set the optimizers from the config (times the divergence scale), so a resumed run can change them."""
+        for opt, lr in ((self.opt_G, self.cfg.g_lr), (self.opt_D, self.cfg.d_lr)):
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = lr * self.lr_scale, (self.cfg.beta1, self.cfg.beta2)
+
+    def apply_fix(self, changes: dict) -> None:
+        """Apply a doctor's remedy: new option values that do not change the networks' shapes."""
+        self.cfg = self.cfg.replace(**changes)
+        self.opts.augment = parse_policy(self.cfg.augment)
+        if self.cfg.balance and self.balance is None:
+            self.balance = BalancePolicy(self.cfg.loss)
+        self.apply_learning_rates()
+
+    # --- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
             "config": self.cfg.to_dict(),
@@ -67,6 +155,9 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "step": self.step, "images_seen": self.images_seen, "seconds": self.seconds,
             "rng": {"train": self.rng.get_state(), "torch": torch.get_rng_state()},
+            "state": {"batches_drawn": self.batches_drawn, "lr_scale": self.lr_scale,
+                      "balance": self.balance.state_dict() if self.balance else None,
+                      "guard": self.guard.state_dict(), "doctor": self.doctor.state_dict()},
         }
 
     def load_state_dict(self, ckpt: dict) -> None:
@@ -79,27 +170,30 @@ class Trainer:
             self.opt_D.load_state_dict(ckpt["opt_D"])
         except (RuntimeError, KeyError, ValueError) as e:
             raise UserError(f"the checkpoint does not fit this configuration: {str(e).splitlines()[0]}") from None
-        # Options that do not change shapes (learning rates, betas) come from the config, not the file,
-        # so a resumed run can be continued with different settings.
-        apply_optimizer_settings(self.opt_G, self.cfg.g_lr, self.cfg)
-        apply_optimizer_settings(self.opt_D, self.cfg.d_lr, self.cfg)
         self.step, self.images_seen, self.seconds = ckpt["step"], ckpt["images_seen"], ckpt["seconds"]
         self.rng.set_state(ckpt["rng"]["train"])
         torch.set_rng_state(ckpt["rng"]["torch"])
+        state = ckpt["state"]
+        self.batches_drawn, self.lr_scale = state["batches_drawn"], state["lr_scale"]
+        if self.balance and state["balance"]:
+            self.balance.load_state_dict(state["balance"])
+        self.guard.load_state_dict(state["guard"])
+        self.doctor.load_state_dict(state["doctor"])
+        self.apply_learning_rates()
+
+    # --- samples -------------------------------------------------------------------------------------
+    def sampling_generator(self):
+        return self.G_ema if self.G_ema is not None else self.G
 
     @torch.no_grad()
-    def fixed_samples(self):
+    def fixed_samples(self) -> torch.Tensor:
+        """The fixed latent batch through the sampling generator, float in [-1, 1]."""
         G = self.sampling_generator()
         was_training = G.training
         G.eval()
-        images = float_to_uint8(G(self.fixed_z))
+        images = G(self.fixed_z)
         G.train(was_training)
         return images
-
-
-def apply_optimizer_settings(opt, lr: float, cfg: TrainConfig) -> None:
-    for group in opt.param_groups:
-        group["lr"], group["betas"] = lr, (cfg.beta1, cfg.beta2)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,7 +215,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     run = RunFolder(config.out)
     latest = find_resume_point(run, resume)
     data = load_images(config.data, res=config.res, channels=config.channels, fit=config.fit, progress=progress)
-    cfg = config.replace(res=data.res, channels=data.channels)
+    cfg = resolve(config, data.res, data.channels)
     if cfg.kimg is None and cfg.minutes is None:
         cfg = cfg.replace(kimg=DEFAULT_KIMG)
     if latest is not None:
@@ -135,12 +229,16 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         trainer.load_state_dict(latest[1])
         run.truncate_metrics(trainer.step)
         log(f"resuming {run.path} from {latest[0].name} (step {trainer.step}, {trainer.images_seen / 1000:.1f} kimg)")
+    else:
+        save(trainer, run)  # step 0: a point to roll back to if the very first steps diverge
     run.write_config(cfg.to_dict(), data.summary())
+    batches = Batches(data.x, cfg.batch, cfg.seed, trainer.device)
+    trainer.doctor.set_real_diversity(sample_diversity(batches.get_fixed(N_FIXED_SAMPLES)))
     tb = run.tensorboard(purge_step=trainer.step if latest else None)
     try:
-        interrupted = run_loop(trainer, Batches(data.x, cfg.batch, cfg.seed, trainer.device), run, tb, progress)
+        interrupted = run_loop(trainer, batches, run, tb, progress)
         checkpoint = save(trainer, run)
-        run.save_sample_grid(trainer.fixed_samples(), trainer.step)
+        run.save_sample_grid(float_to_uint8(trainer.fixed_samples()), trainer.step)
     finally:
         run.close()
     log(("interrupted: " if interrupted else "done: ")
@@ -174,34 +272,37 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 break
-            tick = time.monotonic()
-            real = batches.get(t.step)
-            z = torch.randn(real.shape[0], cfg.z_dim, device=t.device, generator=t.rng)
-            stats = train_step(t.G, t.D, t.opt_G, t.opt_D, real, z, cfg.loss)
-            if t.G_ema is not None:
-                update_ema(t.G_ema, t.G, cfg.ema)
-            before = t.images_seen
-            t.step += 1
-            t.images_seen += real.shape[0]
+            tick, before = time.monotonic(), t.images_seen
+            stats = t.train_step(batches)
+            values = dict(zip(STAT_NAMES, stats.tolist()))
+            t.observe(values, run)
+            if t.images_seen <= before:  # rolled back: start the interval afresh
+                sums.zero_()
+                n_sums, interval_start, interval_images = 0, time.monotonic(), 0
+                bar.reset(total=target)
+                bar.update(t.images_seen if target else 0)
+                continue
             t.seconds += time.monotonic() - tick
-            sums += stats.as_tensor()
+            sums += stats
             n_sums += 1
-            interval_images += real.shape[0]
-            bar.update(real.shape[0])
+            interval_images += t.images_seen - before
+            bar.update(t.images_seen - before)
 
             if crossed(before, t.images_seen, cfg.log_every):
                 now = time.monotonic()
                 record = log_record(t, sums / n_sums, interval_images / max(now - interval_start, 1e-9))
                 run.append_metrics(record)
                 for k, v in record.items():
-                    if k not in ("step", "kimg"):
+                    if isinstance(v, (int, float)) and k not in ("step", "kimg"):
                         tb.add_scalar(k, v, t.step)
+                for e in record.get("events", []):
+                    log(f"[{e['severity']}] {e['message']}" + (f" -> {e['remedy']}" if e.get("remedy") else ""))
                 bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
                                 d_real=f"{record['d_real']:.2f}", d_fake=f"{record['d_fake']:.2f}")
                 sums.zero_()
                 n_sums, interval_start, interval_images = 0, now, 0
             if crossed(before, t.images_seen, cfg.sample_every):
-                images = t.fixed_samples()
+                images = float_to_uint8(t.fixed_samples())
                 run.save_sample_grid(images, t.step)
                 tb.add_images("samples", images[:16], t.step, dataformats="NHWC")
             if crossed(before, t.images_seen, cfg.checkpoint_every):
@@ -210,10 +311,24 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
 
 
 def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
+    """One line of metrics.jsonl: the interval's mean numbers, diversity, and what the policies and doctor did."""
     record = {"step": t.step, "kimg": round(t.images_seen / 1000, 3), "seconds": round(t.seconds, 2)}
     record.update({k: float(v) for k, v in zip(STAT_NAMES, means.tolist())})
     record.update({"lr_g": t.opt_G.param_groups[0]["lr"], "lr_d": t.opt_D.param_groups[0]["lr"],
                    "img_per_s": round(img_per_s, 1)})
+    record.update(t.doctor.measure(t.fixed_samples()))
+    if t.balance:
+        record["balance"] = t.balance.take_interval_counts()
+    findings = t.doctor.examine(record, t.cfg)
+    if t.cfg.auto_fix:
+        for f in findings:
+            if f.get("fix"):
+                t.apply_fix(f["fix"])
+                f["applied"] = True
+    events = t.events + findings
+    t.events = []
+    if events:
+        record["events"] = events
     return record
 
 

@@ -1,57 +1,78 @@
 """The two-phase GAN training step (Goodfellow et al. 2014; DCGAN, Radford et al. 2016).
 
-1. D phase: D learns to output "real" (1) on a real batch and "fake" (0) on a generated batch.
-2. G phase: G is updated through D, with D's parameters frozen, so that D calls its samples real (1).
+1. D phase: D learns to call a real batch real and a generated batch fake.
+2. G phase: G is updated through D, with D's parameters frozen, so that D calls its samples real.
 
-The generated batch is produced once and reused by both phases, as in pytorch/examples' DCGAN: D sees
-it detached, G backpropagates through it after D's update.
+Everything D sees goes through `discriminator_input` (DiffAugment, instance noise) in both phases.
+The regularizers (R1, WGAN-GP) are added to D's loss here; which phases run, and how often, is the
+loop's decision (balance policy, --d-steps).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
+from torch.nn.utils import clip_grad_norm_
 
 from .. import losses
+from .augment import augment
 
 
 @dataclass
-class StepStats:
-    loss_d: torch.Tensor
-    loss_g: torch.Tensor
-    d_real: torch.Tensor   # mean probability D gives real images
-    d_fake: torch.Tensor   # mean probability D gives generated images (before D's update)
-
-    def as_tensor(self) -> torch.Tensor:
-        return torch.stack([self.loss_d, self.loss_g, self.d_real, self.d_fake]).detach()
-
-
-STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake")
+class StepOptions:
+    loss: str = "ns"
+    real_label: float = 1.0          # < 1: one-sided label smoothing
+    r1_gamma: float = 0.0
+    r1_every: int = 16
+    gp_weight: float = 10.0
+    augment: tuple[str, ...] = ()
+    noise_std: float = 0.0           # instance noise (Sønderby et al. 2016)
 
 
-def train_step(G, D, opt_G, opt_D, real: torch.Tensor, z: torch.Tensor, loss: str) -> StepStats:
-    fake = G(z)
-    loss_d, real_logits, fake_logits = discriminator_phase(D, opt_D, real, fake.detach(), loss)
-    loss_g = generator_phase(D, opt_G, fake, loss)
-    return StepStats(loss_d, loss_g, torch.sigmoid(real_logits).mean(), torch.sigmoid(fake_logits).mean())
+@dataclass
+class PhaseStats:
+    loss: torch.Tensor
+    grad_norm: torch.Tensor
+    real_out: torch.Tensor | None = None
+    fake_out: torch.Tensor | None = None
 
 
-def discriminator_phase(D, opt_D, real, fake, loss):
-    real_logits, fake_logits = D(real), D(fake)
-    loss_d = losses.discriminator_loss(loss, real_logits, fake_logits)
+def discriminator_input(x: torch.Tensor, opts: StepOptions, rng) -> torch.Tensor:
+    x = augment(x, opts.augment, rng)
+    if opts.noise_std > 0:
+        x = x + opts.noise_std * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=rng)
+    return x
+
+
+def discriminator_phase(D, opt_D, real, fake, opts: StepOptions, rng, step: int, update: bool = True) -> PhaseStats:
+    """One D update on a real and a (detached) fake batch; with update=False only measure D's loss."""
+    with torch.set_grad_enabled(update):
+        real_in, fake_in = discriminator_input(real, opts, rng), discriminator_input(fake, opts, rng)
+        real_out, fake_out = D(real_in), D(fake_in)
+        loss = losses.discriminator_loss(opts.loss, real_out, fake_out, opts.real_label)
+    if not update:
+        return PhaseStats(loss, torch.zeros((), device=loss.device), real_out, fake_out)
+    total = loss
+    if opts.loss == "wgan-gp":
+        total = total + opts.gp_weight * losses.gradient_penalty(D, real_in, fake_in, rng)
+    if opts.r1_gamma > 0 and step % opts.r1_every == 0:
+        # lazy R1 (Karras et al. 2020): every k steps, scaled by k so the average strength is unchanged
+        total = total + 0.5 * opts.r1_gamma * opts.r1_every * losses.r1_penalty(D, real_in)
     opt_D.zero_grad(set_to_none=True)
-    loss_d.backward()
+    total.backward()
+    grad_norm = clip_grad_norm_(D.parameters(), float("inf"))
     opt_D.step()
-    return loss_d.detach(), real_logits.detach(), fake_logits.detach()
+    return PhaseStats(loss.detach(), grad_norm, real_out.detach(), fake_out.detach())
 
 
-def generator_phase(D, opt_G, fake, loss):
+def generator_phase(D, opt_G, G_params, fake, opts: StepOptions, rng) -> PhaseStats:
     D.requires_grad_(False)  # frozen: G's loss must not leave gradients in D
     try:
-        loss_g = losses.generator_loss(loss, D(fake))
+        loss = losses.generator_loss(opts.loss, D(discriminator_input(fake, opts, rng)))
         opt_G.zero_grad(set_to_none=True)
-        loss_g.backward()
+        loss.backward()
+        grad_norm = clip_grad_norm_(G_params, float("inf"))
         opt_G.step()
     finally:
         D.requires_grad_(True)
-    return loss_g.detach()
+    return PhaseStats(loss.detach(), grad_norm)
