@@ -21,19 +21,33 @@ TRAIN_OPTIONS = [
     ("--arch", "arch", str, "network architecture"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
     ("--width", "width", int, "channel width of the networks (depth follows --res)"),
-    ("--loss", "loss", str, "GAN loss"),
+    ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
     ("--batch", "batch", int, "images per step"),
     ("--g-lr", "g_lr", float, "generator learning rate"),
     ("--d-lr", "d_lr", float, "discriminator learning rate"),
     ("--beta1", "beta1", float, "Adam beta1"),
     ("--beta2", "beta2", float, "Adam beta2"),
     ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling (0 = off)"),
+    ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
+    ("--sn", "sn", bool, "spectral normalization in D"),
+    ("--mbstd", "mbstd", bool, "minibatch standard-deviation channel in D (against mode collapse)"),
+    ("--r1", "r1", float, "R1 gradient penalty weight gamma (0 = off)"),
+    ("--r1-every", "r1_every", int, "apply R1 every this many steps (lazy regularization)"),
+    ("--gp-weight", "gp_weight", float, "gradient penalty weight for --loss wgan-gp"),
+    ("--label-smooth", "label_smooth", float, "one-sided label smoothing: D's target for real images is 1 - this"),
+    ("--instance-noise", "instance_noise", float, "std of noise added to D's inputs, annealed to 0 over the run"),
+    ("--augment", "augment", str, "DiffAugment for small data: any of translation,cutout,color"),
+    ("--d-steps", "d_steps", int, "D updates per G update"),
+    ("--balance", "balance", bool, "adaptive balance: skip D while it wins, extra D steps while it is weak"),
+    ("--auto-fix", "auto_fix", bool, "let the run doctor apply its remedies (lower a learning rate, turn on augmentation ...)"),
     ("--kimg", "kimg", float, "train until this many thousand images have been shown, counted across resumes (200 if neither this nor --minutes is given)"),
     ("--minutes", "minutes", float, "wall-clock budget of this invocation"),
     ("--log-every", "log_every", float, "write metrics every this many kimg"),
     ("--sample-every", "sample_every", float, "write a sample grid every this many kimg"),
     ("--checkpoint-every", "checkpoint_every", float, "write a checkpoint every this many kimg"),
     ("--keep", "keep", int, "number of periodic checkpoints to keep"),
+    ("--eval-every", "eval_every", float, "compute FID/KID every this many kimg and keep checkpoints/best.pt (default: never)"),
+    ("--eval-n", "eval_n", int, "images per evaluation during training"),
     ("--seed", "seed", int, "random seed (same seed, same run)"),
     ("--device", "device", str, "auto, cpu, cuda[:N] or mps"),
 ]
@@ -43,8 +57,11 @@ def train_options(f):
     defaults = TrainConfig()
     for flag, field, type_, help_ in reversed(TRAIN_OPTIONS):
         default = getattr(defaults, field)
-        suffix = "" if default is None else f" [default: {default}]"
-        f = click.option(flag, field, type=type_, default=None, help=help_ + suffix)(f)
+        suffix = "" if default in (None, "") else f" [default: {default}]"
+        if type_ is bool:  # --sn / --no-sn, so --resume can switch a saved option off again
+            f = click.option(f"{flag}/--no-{flag[2:]}", field, default=None, help=help_)(f)
+        else:
+            f = click.option(flag, field, type=type_, default=None, help=help_ + suffix)(f)
     return f
 
 
@@ -130,3 +147,55 @@ def unused_folder(path: Path) -> Path:
         i += 1
         candidate = path.with_name(f"{path.name}-{i}")
     return candidate
+
+
+@cli.command()
+@click.argument("run", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def doctor(run, as_json):
+    """Say in plain language how a finished or running RUN is doing, and what to do about it."""
+    import json
+    from ..doctor import summarize
+    from ..training.run import RunFolder
+    folder = RunFolder(run)
+    if not folder.metrics_file.is_file():
+        raise UserError(f"{run} has no metrics.jsonl (is it a gansmith run folder that has trained a while?)")
+    summary = summarize(folder.read_metrics())
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    last = summary["last"]
+    click.echo(f"{run}: {summary['kimg']:g} kimg, step {summary['step']}")
+    if last:
+        click.echo(f"  latest: D loss {last['loss_d']:.3f}, G loss {last['loss_g']:.3f}, "
+                   f"D(real) {last['d_real']:.2f}, D(fake) {last['d_fake']:.2f}"
+                   + (f", FID {last['fid']:.2f}" if "fid" in last else ""))
+    for e in summary["events"]:
+        step = e.get("evidence", {}).get("step", "?")
+        click.echo(f"  [{e['severity']}] step {step}: {e['message']}")
+        if e.get("remedy"):
+            click.echo(f"      remedy: {e['remedy']}" + ("  (applied by --auto-fix)" if e.get("applied") else ""))
+    click.echo(summary["verdict"])
+
+
+@cli.command()
+@click.argument("data")
+@click.option("--grid", required=True, help='options and values to try, e.g. "g_lr=1e-4,2e-4 d_lr=1e-4,4e-4 loss=ns,hinge"')
+@click.option("--minutes-each", type=float, default=3.0, show_default=True, help="training time per trial")
+@click.option("--out", "-o", default="runs/sweep", show_default=True, help="folder for the trials and sweep.json")
+@click.option("--eval-n", type=int, default=500, show_default=True, help="images per trial for KID")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+@train_options
+def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
+    """Short trials over a grid of options, ranked by KID; prints the winner's command line. Resumable."""
+    from ..training.sweep import run_sweep
+    if eval_n < 10:
+        raise UserError(f"--eval-n must be at least 10, not {eval_n}")
+    base = TrainConfig.from_dict({**TrainConfig().to_dict(), **{k: v for k, v in options.items() if v is not None}})
+    results = run_sweep(data, out, grid, minutes_each, base, eval_n=eval_n, progress=not quiet)
+    click.echo(f"{'rank':>4}  {'KID':>10}  {'± std':>8}  {'FID':>8}  options")
+    for rank, t in enumerate(results, 1):
+        params = " ".join(f"{k}={v}" for k, v in t["params"].items())
+        click.echo(f"{rank:>4}  {t['kid']:>10.5f}  {t['kid_std']:>8.5f}  {t['fid']:>8.2f}  {params}")
+    click.echo(f"results: {Path(out) / 'sweep.json'}")
+    click.echo(f"winner:  {results[0]['command']}")

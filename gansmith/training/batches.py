@@ -12,9 +12,10 @@ from ..images import uint8_to_float
 
 
 class Batches:
-    def __init__(self, x: torch.Tensor, batch: int, seed: int, device: torch.device):
-        self.x, self.batch, self.seed, self.device = x, batch, seed, device
-        self.n = x.shape[0]
+    def __init__(self, data, batch: int, seed: int, device: torch.device):
+        self.data, self.x = data, data.x
+        self.batch, self.seed, self.device = batch, seed, device
+        self.n = self.x.shape[0]
         self._perm_epoch, self._perm = -1, None
 
     def indices(self, step: int) -> torch.Tensor:

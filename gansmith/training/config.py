@@ -8,12 +8,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from ..data import SUPPORTED_RES
 from ..errors import UserError
 from ..losses import LOSSES
 from ..models import ARCHS
 from .augment import parse_policy
-
-SUPPORTED_RES = (28, 32, 64, 128, 256)
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
 MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_norm", "sn", "mbstd")
@@ -61,6 +60,8 @@ class TrainConfig:
     sample_every: float = 5.0
     checkpoint_every: float = 10.0
     keep: int = 5
+    eval_every: float | None = None  # kimg between FID/KID evaluations (None: never during training)
+    eval_n: int = 1000               # generated (and real) images per evaluation
     seed: int = 0
     device: str = "auto"
 
@@ -115,6 +116,8 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("log_every", "sample_every", "checkpoint_every"):
         v = getattr(cfg, name)
         require(v > 0, f"--{name.replace('_', '-')} must be a positive number of kimg, not {v}")
+    require(cfg.eval_every is None or cfg.eval_every > 0, f"--eval-every must be a positive number of kimg, not {cfg.eval_every}")
+    require(cfg.eval_n >= 10, f"--eval-n must be at least 10 images, not {cfg.eval_n}")
     require(cfg.keep >= 1, f"--keep must be at least 1, not {cfg.keep}")
     require(cfg.seed >= 0, f"--seed must be a non-negative integer, not {cfg.seed}")
     require(cfg.device == "auto" or cfg.device.split(":")[0] in ("cpu", "cuda", "mps"),

@@ -66,6 +66,8 @@ class Trainer:
         self.step = self.images_seen = self.batches_drawn = 0
         self.seconds, self.lr_scale = 0.0, 1.0
         self.events: list[dict] = []
+        self.pending_eval: dict = {}
+        self.best_fid = float("inf")
 
     # --- one step ------------------------------------------------------------------------------------
     def train_step(self, batches: Batches) -> torch.Tensor:
@@ -157,7 +159,8 @@ class Trainer:
             "rng": {"train": self.rng.get_state(), "torch": torch.get_rng_state()},
             "state": {"batches_drawn": self.batches_drawn, "lr_scale": self.lr_scale,
                       "balance": self.balance.state_dict() if self.balance else None,
-                      "guard": self.guard.state_dict(), "doctor": self.doctor.state_dict()},
+                      "guard": self.guard.state_dict(), "doctor": self.doctor.state_dict(),
+                      "best_fid": self.best_fid},
         }
 
     def load_state_dict(self, ckpt: dict) -> None:
@@ -179,6 +182,7 @@ class Trainer:
             self.balance.load_state_dict(state["balance"])
         self.guard.load_state_dict(state["guard"])
         self.doctor.load_state_dict(state["doctor"])
+        self.best_fid = state["best_fid"]
         self.apply_learning_rates()
 
     # --- samples -------------------------------------------------------------------------------------
@@ -232,7 +236,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
     else:
         save(trainer, run)  # step 0: a point to roll back to if the very first steps diverge
     run.write_config(cfg.to_dict(), data.summary())
-    batches = Batches(data.x, cfg.batch, cfg.seed, trainer.device)
+    batches = Batches(data, cfg.batch, cfg.seed, trainer.device)
     trainer.doctor.set_real_diversity(sample_diversity(batches.get_fixed(N_FIXED_SAMPLES)))
     tb = run.tensorboard(purge_step=trainer.step if latest else None)
     try:
@@ -288,6 +292,8 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
             interval_images += t.images_seen - before
             bar.update(t.images_seen - before)
 
+            if cfg.eval_every and crossed(before, t.images_seen, cfg.eval_every):
+                evaluate_during_training(t, batches.data, run)
             if crossed(before, t.images_seen, cfg.log_every):
                 now = time.monotonic()
                 record = log_record(t, sums / n_sums, interval_images / max(now - interval_start, 1e-9))
@@ -319,6 +325,8 @@ def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
     record.update(t.doctor.measure(t.fixed_samples()))
     if t.balance:
         record["balance"] = t.balance.take_interval_counts()
+    record.update(t.pending_eval)
+    t.pending_eval = {}
     findings = t.doctor.examine(record, t.cfg)
     if t.cfg.auto_fix:
         for f in findings:
@@ -330,6 +338,33 @@ def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
     if events:
         record["events"] = events
     return record
+
+
+EVAL_SEED = 2**31 - 1  # generated images for evaluation come from their own fixed seed
+
+
+def evaluate_generator(G, data, n: int, device="cpu") -> dict:
+    """FID and KID of n images from G (its own fixed seed) against n images of the data."""
+    import warnings
+    from ..generate import generate_images
+    from ..metrics import evaluate
+    was_training = G.training
+    G.eval()
+    fake = generate_images(G, n, seed=EVAL_SEED, device=device)
+    G.train(was_training)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the small-n FID warning is for one-off evaluations; KID is logged beside it
+        return evaluate(data, fake, ("fid", "kid"), n=n)
+
+
+def evaluate_during_training(t: Trainer, data, run: RunFolder) -> None:
+    """FID/KID of the sampling generator now; keep checkpoints/best.pt by FID (DCGAN often gets worse late)."""
+    result = evaluate_generator(t.sampling_generator(), data, t.cfg.eval_n, t.device)
+    t.pending_eval = {k: result[k] for k in ("fid", "kid", "kid_std")}
+    log(f"step {t.step}: FID {result['fid']:.2f}, KID {result['kid']:.4f} ± {result['kid_std']:.4f}")
+    if result["fid"] < t.best_fid:
+        t.best_fid = result["fid"]
+        save_checkpoint(run.checkpoints / "best.pt", t.state_dict())
 
 
 def save(t: Trainer, run: RunFolder) -> Path:

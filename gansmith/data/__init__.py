@@ -1,0 +1,9 @@
+"""Loading the user's images: `load_images(spec) -> ImageData` (the data contract in docs/contracts.md).
+
+Modules: `specs` resolves a DATA spec into files or an array, `decode` decodes one file safely and
+resizes, `arrays` reads .npz/IDX, `load` puts it together.
+"""
+from .imagedata import ImageData
+from .load import SUPPORTED_RES, DataWarning, load_images
+
+__all__ = ["ImageData", "SUPPORTED_RES", "DataWarning", "load_images"]
