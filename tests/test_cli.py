@@ -13,7 +13,7 @@ from PIL import Image
 
 from gansmith.training.checkpoint import list_step_checkpoints
 
-TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
+TINY = ["--no-report", "--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
         "--sample-every", "0.064", "--checkpoint-every", "0.064"]
 
 

@@ -10,7 +10,7 @@ from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
 from gansmith.models.dcgan import Discriminator, Generator
 
-TINY = dict(width=8, z_dim=16, batch=16, log_every=0.032, sample_every=0.064, checkpoint_every=0.064, progress=False)
+TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064, progress=False)
 
 
 def tiny_config(data, out, **kw):
@@ -25,7 +25,7 @@ def states_equal(a: dict, b: dict) -> bool:
 
 def test_training_writes_a_complete_run_folder(tiny_npz, tmp_path):
     run = tmp_path / "run"
-    result = train(tiny_config(tiny_npz, run, kimg=0.32, keep=2), progress=False)
+    result = train(tiny_config(tiny_npz, run, kimg=0.32, keep=2, report=True), progress=False)
     assert result.step == 20 and result.images_seen == 320 and not result.interrupted
 
     config = json.loads((run / "config.json").read_text())
@@ -43,6 +43,7 @@ def test_training_writes_a_complete_run_folder(tiny_npz, tmp_path):
     assert [p.name for p in list_step_checkpoints(run / "checkpoints")] == ["step-00000016.pt", "step-00000020.pt"]
     assert all(k in records[-1] for k in ("d_acc", "d_grad", "g_grad", "div_fake", "div_real", "sample_change"))
     assert any((run / "events").iterdir())
+    assert "<img" in (run / "report.html").read_text()
 
 
 def test_samples_change_while_training(tiny_npz, tmp_path):

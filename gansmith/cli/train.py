@@ -28,6 +28,7 @@ TRAIN_OPTIONS = [
     ("--beta1", "beta1", float, "Adam beta1"),
     ("--beta2", "beta2", float, "Adam beta2"),
     ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling (0 = off)"),
+    ("--g-norm", "g_norm", click.Choice(["bn", "pixel"]), "G's normalization: batch norm or per-sample pixel norm"),
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
     ("--sn", "sn", bool, "spectral normalization in D"),
     ("--mbstd", "mbstd", bool, "minibatch standard-deviation channel in D (against mode collapse)"),
@@ -46,6 +47,7 @@ TRAIN_OPTIONS = [
     ("--sample-every", "sample_every", float, "write a sample grid every this many kimg"),
     ("--checkpoint-every", "checkpoint_every", float, "write a checkpoint every this many kimg"),
     ("--keep", "keep", int, "number of periodic checkpoints to keep"),
+    ("--report", "report", bool, "refresh RUN/report.html while training (at most once a minute) [default: on]"),
     ("--eval-every", "eval_every", float, "compute FID/KID every this many kimg and keep checkpoints/best.pt (default: never)"),
     ("--eval-n", "eval_n", int, "images per evaluation during training"),
     ("--seed", "seed", int, "random seed (same seed, same run)"),
@@ -133,6 +135,7 @@ def demo(out, minutes, quiet):
     click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
     result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
                           progress=not quiet)
+    click.echo(f"report:      {out / 'report.html'}  (open it in a browser)")
     click.echo(f"samples:     {out / 'samples' / 'latest.png'}")
     click.echo(f"checkpoints: {out / 'checkpoints'}")
     click.echo(f"metrics:     {out / 'metrics.jsonl'}  (tensorboard --logdir {out / 'events'})")

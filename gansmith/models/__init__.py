@@ -9,7 +9,7 @@ ARCHS = ("dcgan",)
 
 
 def build_generator(cfg) -> nn.Module:
-    return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
+    return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm)
 
 
 def build_discriminator(cfg) -> nn.Module:

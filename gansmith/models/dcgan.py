@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .layers import MinibatchStdDev, maybe_spectral_norm
+from .layers import MinibatchStdDev, PixelNorm, maybe_spectral_norm
 
 
 def base_size(res: int) -> int:
@@ -26,26 +26,31 @@ def stage_widths(res: int, width: int) -> list[int]:
 
 
 class Generator(nn.Module):
-    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64):
+    """norm: "bn" (classic DCGAN) or "pixel" (pixel-wise feature normalization, Karras et al. 2018: per
+    sample, so results do not depend on how a batch is split across devices)."""
+
+    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64, norm: str = "bn"):
         super().__init__()
         self.res, self.channels, self.z_dim = res, channels, z_dim
         self.base = base_size(res)
         widths = stage_widths(res, width)
-        self.project = nn.Sequential(
-            nn.Linear(z_dim, widths[0] * self.base ** 2, bias=False),
-            nn.BatchNorm1d(widths[0] * self.base ** 2),
-            nn.ReLU(inplace=True),
-        )
+        self.project = nn.Linear(z_dim, widths[0] * self.base ** 2, bias=norm != "bn")
+        self.project_act = nn.Sequential(make_norm(norm, widths[0]), nn.ReLU(inplace=True))
         layers = []
         for cin, cout in zip(widths, widths[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "bn"), make_norm(norm, cout),
+                       nn.ReLU(inplace=True)]
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         self.apply(init_weights)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.project(z).view(z.shape[0], -1, self.base, self.base)
-        return self.body(x)
+        return self.body(self.project_act(x))
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    return nn.BatchNorm2d(channels) if kind == "bn" else PixelNorm()
 
 
 class Discriminator(nn.Module):
@@ -81,6 +86,6 @@ def init_weights(m: nn.Module) -> None:
         nn.init.normal_(weight, 0.0, 0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-    elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+    elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)

@@ -26,6 +26,13 @@ class MinibatchStdDev(nn.Module):
         return torch.cat([x, y], dim=1)
 
 
+class PixelNorm(nn.Module):
+    """Normalize each pixel's feature vector to unit length (Karras et al. 2018)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
 def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
     """Spectral normalization of a layer's weight (Miyato et al. 2018), when enabled."""
     return spectral_norm(module) if enabled else module

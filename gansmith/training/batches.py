@@ -1,5 +1,6 @@
 """Batches from an in-memory uint8 data set, as a pure function of the step number.
 
+With several ranks (distributed.py), each takes its slice of the same global batch.
 The index stream is the concatenation of one random permutation per epoch (seeded by seed and epoch),
 and batch `step` takes the next `batch` indices of it. No loader state needs saving: resuming at step
 s continues exactly where the run stopped, and data sets smaller than a batch simply wrap around.
@@ -12,9 +13,10 @@ from ..images import uint8_to_float
 
 
 class Batches:
-    def __init__(self, data, batch: int, seed: int, device: torch.device):
+    def __init__(self, data, batch: int, seed: int, device: torch.device, rank: int = 0, world: int = 1):
         self.data, self.x = data, data.x
         self.batch, self.seed, self.device = batch, seed, device
+        self.rank_slice = slice(rank * batch // world, (rank + 1) * batch // world)  # this rank's share
         self.n = self.x.shape[0]
         self._perm_epoch, self._perm = -1, None
 
@@ -29,8 +31,8 @@ class Batches:
         return torch.cat(parts)
 
     def get(self, step: int) -> torch.Tensor:
-        """Batch `step` as float N x C x H x W in [-1, 1] on the device."""
-        x = self.x[self.indices(step)]
+        """This rank's share of batch `step`, as float N x C x H x W in [-1, 1] on the device."""
+        x = self.x[self.indices(step)[self.rank_slice]]
         return uint8_to_float(x.to(self.device, non_blocking=True))
 
     def get_fixed(self, n: int) -> torch.Tensor:

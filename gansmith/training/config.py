@@ -15,7 +15,7 @@ from ..models import ARCHS
 from .augment import parse_policy
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_norm", "sn", "mbstd")
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "g_norm", "d_norm", "sn", "mbstd")
 
 
 @dataclass
@@ -30,6 +30,7 @@ class TrainConfig:
     arch: str = "dcgan"
     z_dim: int = 128
     width: int = 64
+    g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
     sn: bool = False                # spectral normalization in D
     mbstd: bool = False             # minibatch standard-deviation channel in D
@@ -60,6 +61,7 @@ class TrainConfig:
     sample_every: float = 5.0
     checkpoint_every: float = 10.0
     keep: int = 5
+    report: bool = True              # refresh RUN/report.html at sample intervals (at most once a minute)
     eval_every: float | None = None  # kimg between FID/KID evaluations (None: never during training)
     eval_n: int = 1000               # generated (and real) images per evaluation
     seed: int = 0
@@ -89,6 +91,7 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.fit in ("crop", "pad"), f"--fit must be crop or pad, not {cfg.fit!r}")
     require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
     require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    require(cfg.g_norm in ("bn", "pixel"), f"--g-norm must be bn or pixel, not {cfg.g_norm!r}")
     require(cfg.d_norm in ("auto", "bn", "none"), f"--d-norm must be auto, bn or none, not {cfg.d_norm!r}")
     require(not (cfg.d_norm == "bn" and (cfg.loss == "wgan-gp" or cfg.r1 > 0)),
             "--d-norm bn cannot be combined with a gradient penalty (wgan-gp, --r1): batch norm mixes samples")

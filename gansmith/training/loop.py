@@ -25,11 +25,14 @@ from .checkpoint import list_step_checkpoints, load_latest_valid, prune_checkpoi
 from .config import TrainConfig, resolve, shape_differences, validate
 from .ema import make_ema, update_ema
 from .policies import BalancePolicy, DivergenceGuard, event
-from .run import RunFolder, crossed, log
+from .run import ReadOnlyRun, RunFolder, crossed, log
 from .signals import GracefulStop
+from . import distributed
+from .distributed import Dist
 from .step import StepOptions, discriminator_phase, generator_phase
 
 N_FIXED_SAMPLES = 64
+REPORT_MIN_SECONDS = 60  # the HTML report costs a second or two to draw: refresh it at most this often
 DEFAULT_KIMG = 200  # the duration when neither --kimg nor --minutes is given
 STAT_NAMES = ("loss_d", "loss_g", "d_real", "d_fake", "d_acc", "d_grad", "g_grad")
 
@@ -46,8 +49,10 @@ class TrainResult:
 class Trainer:
     """A run's whole state, and one training step. `state_dict`/`load_state_dict` are the checkpoint."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device):
-        self.cfg, self.device = cfg, device
+    def __init__(self, cfg: TrainConfig, device: torch.device, ranks: Dist | None = None):
+        self.cfg, self.device, self.ranks = cfg, device, ranks or Dist()
+        self.rank_slice = slice(self.ranks.rank * cfg.batch // self.ranks.world,
+                                (self.ranks.rank + 1) * cfg.batch // self.ranks.world)
         torch.manual_seed(cfg.seed)
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
@@ -55,11 +60,13 @@ class Trainer:
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=betas)
-        self.rng = torch.Generator(device).manual_seed(cfg.seed + 1)  # latents, augmentation, noise
+        self.rng = torch.Generator(device).manual_seed(cfg.seed + 1)  # latents of the (global) batches
+        self.aug_rng = torch.Generator(device)  # augmentation, noise, penalties: reseeded every step
         self.fixed_z = torch.randn(N_FIXED_SAMPLES, cfg.z_dim,
                                    generator=torch.Generator().manual_seed(cfg.seed)).to(device)
         self.opts = StepOptions(loss=cfg.loss, real_label=1.0 - cfg.label_smooth, r1_gamma=cfg.r1,
-                                r1_every=cfg.r1_every, gp_weight=cfg.gp_weight, augment=parse_policy(cfg.augment))
+                                r1_every=cfg.r1_every, gp_weight=cfg.gp_weight, augment=parse_policy(cfg.augment),
+                                sync_gradients=self.ranks.sync_gradients)
         self.balance = BalancePolicy(cfg.loss) if cfg.balance else None
         self.guard = DivergenceGuard()
         self.doctor = Doctor(cfg.loss)
@@ -75,25 +82,31 @@ class Trainer:
         cfg, opts = self.cfg, self.opts
         opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.images_seen / (1000 * (cfg.kimg or DEFAULT_KIMG)))
         n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
+        # a function of (seed, step, rank): resumable with any number of ranks, nothing to save
+        self.aug_rng.manual_seed((cfg.seed * 1_000_003 + self.step) * 1_009 + self.ranks.rank)
         fake = self.G(self.latents())
         for i in range(max(n_d, 1)):
             real = batches.get(self.batches_drawn)
             self.batches_drawn += 1
-            self.images_seen += real.shape[0]
+            self.images_seen += cfg.batch  # the global batch, whatever the number of ranks
             if i == 0:
                 d_fake_batch = fake.detach()
             else:
                 with torch.no_grad():
                     d_fake_batch = self.G(self.latents())
-            d = discriminator_phase(self.D, self.opt_D, real, d_fake_batch, opts, self.rng, self.step, update=n_d > 0)
-        g = generator_phase(self.D, self.opt_G, list(self.G.parameters()), fake, opts, self.rng)
+            d = discriminator_phase(self.D, self.opt_D, real, d_fake_batch, opts, self.aug_rng, self.step,
+                                    update=n_d > 0)
+        g = generator_phase(self.D, self.opt_G, list(self.G.parameters()), fake, opts, self.aug_rng)
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, cfg.ema)
         self.step += 1
-        return torch.stack([d.loss, g.loss, *self.d_outputs(d.real_out, d.fake_out), d.grad_norm, g.grad_norm])
+        stats = torch.stack([d.loss, g.loss, *self.d_outputs(d.real_out, d.fake_out), d.grad_norm, g.grad_norm])
+        return self.ranks.average(stats)  # every rank's policies see the same numbers
 
     def latents(self) -> torch.Tensor:
-        return torch.randn(self.cfg.batch, self.cfg.z_dim, device=self.device, generator=self.rng)
+        """This rank's slice of a global batch of latents (every rank draws the same global batch)."""
+        z = torch.randn(self.cfg.batch, self.cfg.z_dim, device=self.device, generator=self.rng)
+        return z[self.rank_slice]
 
     def d_outputs(self, real_out, fake_out):
         """D's mean verdicts (probabilities for ns, raw scores otherwise) and its accuracy."""
@@ -122,7 +135,7 @@ class Trainer:
         if rollbacks > self.guard.max_rollbacks:
             raise UserError(f"training diverged ({reason}) {self.guard.max_rollbacks} times, even after lowering "
                             "the learning rates; try lower --g-lr/--d-lr, --sn or --loss hinge")
-        found = load_latest_valid(run.checkpoints)
+        found = self.ranks.broadcast(load_latest_valid(run.checkpoints) if self.ranks.main else None)
         if found is None:
             raise UserError(f"training diverged ({reason}) and no checkpoint is left to roll back to")
         step, lr_scale = self.step, self.lr_scale * 0.5
@@ -216,8 +229,19 @@ def resolve_device(name: str) -> torch.device:
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     validate(config)
-    run = RunFolder(config.out)
-    latest = find_resume_point(run, resume)
+    ranks, device = distributed.setup(config.device)
+    try:
+        return train_on_ranks(config.replace(device=device), ranks, resume, progress and ranks.main)
+    finally:
+        distributed.shutdown(ranks)
+
+
+def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: bool) -> TrainResult:
+    """The whole run on this process (one of `ranks.world`); only rank 0 writes to the run folder."""
+    if ranks.active and config.batch % ranks.world:
+        raise UserError(f"--batch {config.batch} (the global batch) must be divisible by the {ranks.world} ranks")
+    run = RunFolder(config.out) if ranks.main else ReadOnlyRun(config.out)
+    latest = ranks.broadcast(find_resume_point(run, resume) if ranks.main else None)
     data = load_images(config.data, res=config.res, channels=config.channels, fit=config.fit, progress=progress)
     cfg = resolve(config, data.res, data.channels)
     if cfg.kimg is None and cfg.minutes is None:
@@ -227,16 +251,18 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         if differing:
             raise UserError(f"cannot resume {run.path}: the model shape differs from the run's ({'; '.join(differing)})")
 
-    trainer = Trainer(cfg, resolve_device(cfg.device))
+    trainer = Trainer(cfg, resolve_device(cfg.device), ranks)
     run.create()
     if latest is not None:
         trainer.load_state_dict(latest[1])
         run.truncate_metrics(trainer.step)
-        log(f"resuming {run.path} from {latest[0].name} (step {trainer.step}, {trainer.images_seen / 1000:.1f} kimg)")
+        if ranks.main:
+            log(f"resuming {run.path} from {latest[0].name} (step {trainer.step}, "
+                f"{trainer.images_seen / 1000:.1f} kimg)")
     else:
         save(trainer, run)  # step 0: a point to roll back to if the very first steps diverge
-    run.write_config(cfg.to_dict(), data.summary())
-    batches = Batches(data, cfg.batch, cfg.seed, trainer.device)
+    run.write_config({**cfg.to_dict(), "ranks": ranks.world}, data.summary())
+    batches = Batches(data, cfg.batch, cfg.seed, trainer.device, ranks.rank, ranks.world)
     trainer.doctor.set_real_diversity(sample_diversity(batches.get_fixed(N_FIXED_SAMPLES)))
     tb = run.tensorboard(purge_step=trainer.step if latest else None)
     try:
@@ -245,9 +271,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
         run.save_sample_grid(float_to_uint8(trainer.fixed_samples()), trainer.step)
     finally:
         run.close()
-    log(("interrupted: " if interrupted else "done: ")
-        + f"{trainer.images_seen / 1000:.1f} kimg, checkpoint {checkpoint}")
+    if cfg.report and ranks.main:
+        refresh_report(run.path)
+    if ranks.main:
+        log(("interrupted: " if interrupted else "done: ")
+            + f"{trainer.images_seen / 1000:.1f} kimg, checkpoint {checkpoint}")
     return TrainResult(run.path, trainer.step, trainer.images_seen, checkpoint, interrupted)
+
+
+def refresh_report(path: Path) -> None:
+    from ..report import refresh_report as refresh  # imported late: the report reads the run folder module
+    refresh(path)
 
 
 def find_resume_point(run: RunFolder, resume: bool):
@@ -268,13 +302,17 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
     deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes is not None else None
     sums, n_sums = torch.zeros(len(STAT_NAMES), device=t.device), 0
     interval_start, interval_images = time.monotonic(), 0
+    last_report = time.monotonic()
     bar = tqdm(total=target, initial=t.images_seen if target else 0, unit="img", unit_scale=True,
                dynamic_ncols=True, disable=not progress, desc="training")
+    interrupted = False
     with GracefulStop() as stop, bar:
-        while not stop.requested:
+        while True:
             if target is not None and t.images_seen >= target:
                 break
-            if deadline is not None and time.monotonic() >= deadline:
+            time_up = deadline is not None and time.monotonic() >= deadline
+            if t.ranks.any(stop.requested or time_up, t.device):  # all ranks stop at the same step
+                interrupted = t.ranks.any(stop.requested, t.device)
                 break
             tick, before = time.monotonic(), t.images_seen
             stats = t.train_step(batches)
@@ -292,7 +330,7 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
             interval_images += t.images_seen - before
             bar.update(t.images_seen - before)
 
-            if cfg.eval_every and crossed(before, t.images_seen, cfg.eval_every):
+            if cfg.eval_every and crossed(before, t.images_seen, cfg.eval_every) and t.ranks.main:
                 evaluate_during_training(t, batches.data, run)
             if crossed(before, t.images_seen, cfg.log_every):
                 now = time.monotonic()
@@ -301,7 +339,7 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
                 for k, v in record.items():
                     if isinstance(v, (int, float)) and k not in ("step", "kimg"):
                         tb.add_scalar(k, v, t.step)
-                for e in record.get("events", []):
+                for e in record.get("events", []) if t.ranks.main else []:
                     log(f"[{e['severity']}] {e['message']}" + (f" -> {e['remedy']}" if e.get("remedy") else ""))
                 bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
                                 d_real=f"{record['d_real']:.2f}", d_fake=f"{record['d_fake']:.2f}")
@@ -311,9 +349,12 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
                 images = float_to_uint8(t.fixed_samples())
                 run.save_sample_grid(images, t.step)
                 tb.add_images("samples", images[:16], t.step, dataformats="NHWC")
+                if cfg.report and t.ranks.main and time.monotonic() - last_report >= REPORT_MIN_SECONDS:
+                    refresh_report(run.path)
+                    last_report = time.monotonic()
             if crossed(before, t.images_seen, cfg.checkpoint_every):
                 save(t, run)
-    return stop.requested
+    return interrupted
 
 
 def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
@@ -327,7 +368,7 @@ def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
         record["balance"] = t.balance.take_interval_counts()
     record.update(t.pending_eval)
     t.pending_eval = {}
-    findings = t.doctor.examine(record, t.cfg)
+    findings = t.ranks.broadcast(t.doctor.examine(record, t.cfg))  # rank 0 decides for all
     if t.cfg.auto_fix:
         for f in findings:
             if f.get("fix"):
@@ -369,6 +410,7 @@ def evaluate_during_training(t: Trainer, data, run: RunFolder) -> None:
 
 def save(t: Trainer, run: RunFolder) -> Path:
     path = step_path(run.checkpoints, t.step)
-    save_checkpoint(path, t.state_dict())
-    prune_checkpoints(run.checkpoints, t.cfg.keep)
+    if t.ranks.main:
+        save_checkpoint(path, t.state_dict())
+        prune_checkpoints(run.checkpoints, t.cfg.keep)
     return path

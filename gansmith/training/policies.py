@@ -86,6 +86,11 @@ class DivergenceGuard:
                 return f"{name} is {v}"
         self.seen += 1
         for name, v in grad_norms.items():
+            if v == 0:
+                # no update was made (the balance policy skipped D): a zero norm is not a data point. Averaging
+                # it in dragged the mean towards 0 while D was skipped, so D's first normal gradient afterwards
+                # looked like an explosion (after ~1000 skipped steps its norm was 1e8x the decayed mean).
+                continue
             mean = self.grad_ema.get(name)
             if mean is not None and self.seen > self.warmup and v > self.factor * mean:
                 return f"{name} exploded to {v:.3g} ({v / mean:.0f}x its running mean {mean:.3g})"

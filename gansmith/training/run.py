@@ -94,6 +94,23 @@ class RunFolder:
         return path
 
 
+class ReadOnlyRun(RunFolder):
+    """The run folder as ranks other than 0 see it in distributed training: readable, never written."""
+
+    def create(self) -> None: pass
+    def write_config(self, config: dict, data_summary: dict) -> None: pass
+    def append_metrics(self, record: dict) -> None: pass
+    def truncate_metrics(self, step: int) -> None: pass
+    def save_sample_grid(self, images, step: int) -> None: pass
+    def tensorboard(self, purge_step: int | None = None): return NullWriter()
+
+
+class NullWriter:
+    def add_scalar(self, *args, **kwargs): pass
+    def add_images(self, *args, **kwargs): pass
+    def close(self): pass
+
+
 def read_metrics(path: str | Path) -> list[dict]:
     """All well-formed records of a metrics.jsonl (a line cut short by a crash is ignored)."""
     records = []

@@ -10,6 +10,7 @@ loop's decision (balance policy, --d-steps).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch.nn.utils import clip_grad_norm_
@@ -27,6 +28,7 @@ class StepOptions:
     gp_weight: float = 10.0
     augment: tuple[str, ...] = ()
     noise_std: float = 0.0           # instance noise (Sønderby et al. 2016)
+    sync_gradients: Callable = lambda params: None   # averages gradients across ranks (distributed.py)
 
 
 @dataclass
@@ -60,6 +62,7 @@ def discriminator_phase(D, opt_D, real, fake, opts: StepOptions, rng, step: int,
         total = total + 0.5 * opts.r1_gamma * opts.r1_every * losses.r1_penalty(D, real_in)
     opt_D.zero_grad(set_to_none=True)
     total.backward()
+    opts.sync_gradients(list(D.parameters()))
     grad_norm = clip_grad_norm_(D.parameters(), float("inf"))
     opt_D.step()
     return PhaseStats(loss.detach(), grad_norm, real_out.detach(), fake_out.detach())
@@ -71,6 +74,7 @@ def generator_phase(D, opt_G, G_params, fake, opts: StepOptions, rng) -> PhaseSt
         loss = losses.generator_loss(opts.loss, D(discriminator_input(fake, opts, rng)))
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
+        opts.sync_gradients(G_params)
         grad_norm = clip_grad_norm_(G_params, float("inf"))
         opt_G.step()
     finally:

@@ -1,0 +1,63 @@
+"""FID/KID during training (best.pt), the sweep command, and the doctor command."""
+import json
+
+import pytest
+
+from gansmith.errors import UserError
+from gansmith.training import TrainConfig, train
+from gansmith.training.checkpoint import load_checkpoint
+from gansmith.training.sweep import command_line, parse_grid, run_sweep
+
+TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
+
+
+def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(tiny_npz, tmp_path, run_cli):
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(tiny_npz), out=str(run), kimg=0.192, eval_every=0.064, eval_n=12, **TINY),
+          progress=False)
+    records = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    evaluated = [r for r in records if "fid" in r]
+    assert [r["step"] for r in evaluated] == [4, 8, 12]
+    assert all(r["fid"] > 0 and "kid" in r and "kid_std" in r for r in evaluated)
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    best_record = min(evaluated, key=lambda r: r["fid"])
+    assert best["step"] == best_record["step"]
+    code, out, err = run_cli("sample", run, "--checkpoint", "best", "-n", "4", "-o", tmp_path / "best.png")
+    assert code == 0, err
+
+
+def test_sweep_ranks_trials_by_kid_and_does_not_rerun_finished_ones(tiny_npz, tmp_path, monkeypatch):
+    base = TrainConfig(**TINY)
+    results = run_sweep(str(tiny_npz), tmp_path / "sw", "g_lr=1e-4,1e-3", 0.01, base, eval_n=12, progress=False)
+    assert len(results) == 2
+    assert results[0]["kid"] <= results[1]["kid"]
+    assert "--width 8" in results[0]["command"] and "--g-lr" in results[0]["command"]
+    saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [t["kid"] for t in saved["trials"]] == [t["kid"] for t in results]
+
+    import gansmith.training.loop as loop
+    monkeypatch.setattr(loop, "train", lambda *a, **k: pytest.fail("a finished trial was trained again"))
+    again = run_sweep(str(tiny_npz), tmp_path / "sw", "g_lr=1e-4,1e-3", 0.01, base, eval_n=12, progress=False)
+    assert [t["params"] for t in again] == [t["params"] for t in results]
+
+
+def test_grid_parsing():
+    assert parse_grid("g_lr=1e-4,2e-4 loss=ns,hinge sn=true,false d-steps=1,2") == {
+        "g_lr": [1e-4, 2e-4], "loss": ["ns", "hinge"], "sn": [True, False], "d_steps": [1, 2]}
+    for bad in ("", "g_lr", "nonsense=1", "out=x", "g_lr=fast", "sn=maybe"):
+        with pytest.raises(UserError):
+            parse_grid(bad)
+    assert command_line("d", {"g_lr": 0.001, "sn": True}) == "gansmith train d --out runs/best --g-lr 0.001 --sn"
+
+
+def test_doctor_command_summarizes_a_run(tiny_npz, tmp_path, run_cli):
+    run = tmp_path / "run"
+    train(TrainConfig(data=str(tiny_npz), out=str(run), kimg=0.128, **TINY), progress=False)
+    code, out, err = run_cli("doctor", run)
+    assert code == 0, err
+    assert "0.128 kimg" in out and "latest: D loss" in out
+    code, out, err = run_cli("doctor", run, "--json")
+    summary = json.loads(out)
+    assert summary["step"] == 8 and "verdict" in summary
+    code, out, err = run_cli("doctor", tmp_path / "nothing")
+    assert code == 2 and "no metrics.jsonl" in err
