@@ -30,3 +30,17 @@ def tiny_npz(tmp_path):
     path = tmp_path / "squares.npz"
     np.savez(path, x=x)
     return path
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", help="run the long versions (e.g. 20+ kill -9 trials)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long_capable: a test with a quick version and a --long version")
+
+
+@pytest.fixture
+def long_run(request):
+    """True when pytest was given --long."""
+    return request.config.getoption("--long")

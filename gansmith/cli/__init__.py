@@ -47,6 +47,10 @@ def main(argv=None):
     except click.exceptions.Abort:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        hint = f" (see: {e.ctx.command_path if e.ctx else 'gansmith'} --help)"
+        click.echo(f"error: {e.format_message()}{hint}", err=True)
+        sys.exit(2)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)

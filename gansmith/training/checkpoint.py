@@ -83,6 +83,15 @@ def load_latest_valid(folder: str | Path) -> tuple[Path, dict] | None:
     return None
 
 
+def remove_stale_temporaries(folder: str | Path) -> int:
+    """Delete temporary files left by a write that was killed (they were never renamed into place)."""
+    folder, removed = Path(folder), 0
+    for tmp in folder.glob(".*.tmp") if folder.is_dir() else ():
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 def prune_checkpoints(folder: str | Path, keep: int) -> None:
     """Delete all but the newest `keep` step checkpoints."""
     for path in list_step_checkpoints(folder)[:-keep]:

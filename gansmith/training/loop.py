@@ -21,7 +21,8 @@ from ..losses import decision_threshold
 from ..models import build_discriminator, build_generator
 from .augment import parse_policy
 from .batches import Batches
-from .checkpoint import list_step_checkpoints, load_latest_valid, prune_checkpoints, save_checkpoint, step_path
+from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpoints, remove_stale_temporaries,
+                         save_checkpoint, step_path)
 from .config import TrainConfig, resolve, shape_differences, validate
 from .ema import make_ema, update_ema
 from .policies import BalancePolicy, DivergenceGuard, event
@@ -289,6 +290,7 @@ def find_resume_point(run: RunFolder, resume: bool):
         if list_step_checkpoints(run.checkpoints):
             raise UserError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --out")
         return None
+    remove_stale_temporaries(run.checkpoints)
     latest = load_latest_valid(run.checkpoints)
     if latest is None:
         raise UserError(f"nothing to resume in {run.path}: it has no usable checkpoint")
