@@ -1,16 +1,24 @@
-"""Networks. `build_models(config)` is the one place that maps a config to a generator and discriminator."""
+"""Networks. `build_generator` / `build_discriminator` are the one place that maps a config to networks.
+
+- `dcgan`: DCGAN (Radford et al. 2016), the default.
+- `progressive`: progressive growing with fade-in (Karras et al. 2018).
+"""
 from __future__ import annotations
 
 from torch import nn
 
-from . import dcgan
+from . import dcgan, progressive
 
-ARCHS = ("dcgan",)
+ARCHS = ("dcgan", "progressive")
 
 
 def build_generator(cfg) -> nn.Module:
+    if cfg.arch == "progressive":
+        return progressive.ProgressiveGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
     return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm)
 
 
 def build_discriminator(cfg) -> nn.Module:
+    if cfg.arch == "progressive":
+        return progressive.ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.width)
     return dcgan.Discriminator(cfg.res, cfg.channels, cfg.width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd)

@@ -27,7 +27,8 @@ class TrainConfig:
     channels: int | None = None     # None: 1 if all images are grayscale, else 3
     fit: str = "crop"
     # networks
-    arch: str = "dcgan"
+    arch: str = "dcgan"             # dcgan, or progressive (grows from 4x4, fading in each new block)
+    phase_kimg: float = 20.0        # progressive: kimg of each fade-in phase and each stable phase
     z_dim: int = 128
     width: int = 64
     g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
@@ -91,6 +92,10 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.fit in ("crop", "pad"), f"--fit must be crop or pad, not {cfg.fit!r}")
     require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
     require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
+    require(cfg.phase_kimg > 0, f"--phase-kimg must be positive, not {cfg.phase_kimg}")
+    require(not (cfg.arch == "progressive" and (cfg.sn or cfg.d_norm == "bn" or cfg.g_norm != "bn" or cfg.mbstd)),
+            "--arch progressive has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
+            "drop --sn/--mbstd/--g-norm/--d-norm")
     require(cfg.g_norm in ("bn", "pixel"), f"--g-norm must be bn or pixel, not {cfg.g_norm!r}")
     require(cfg.d_norm in ("auto", "bn", "none"), f"--d-norm must be auto, bn or none, not {cfg.d_norm!r}")
     require(not (cfg.d_norm == "bn" and (cfg.loss == "wgan-gp" or cfg.r1 > 0)),
@@ -130,11 +135,15 @@ def validate(cfg: TrainConfig) -> None:
 def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
     """Fill in what the data and the other options decide."""
     d_norm = cfg.d_norm
-    if d_norm == "auto":
+    if cfg.arch == "progressive":
+        d_norm = "none"
+    elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
     return cfg.replace(res=res, channels=channels, d_norm=d_norm)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:
     """The model-shape keys on which two plain configs disagree, as 'key: a != b'."""
-    return [f"{k}: {a.get(k)} != {b.get(k)}" for k in MODEL_SHAPE_KEYS if a.get(k) != b.get(k)]
+    default = TrainConfig().to_dict()  # a key missing from an older config had its default value
+    a, b = {**default, **a}, {**default, **b}
+    return [f"{k}: {a[k]} != {b[k]}" for k in MODEL_SHAPE_KEYS if a[k] != b[k]]

@@ -18,7 +18,7 @@ from ..doctor import Doctor, sample_diversity
 from ..errors import UserError
 from ..images import float_to_uint8
 from ..losses import decision_threshold
-from ..models import build_discriminator, build_generator
+from ..models import build_discriminator, build_generator, progressive
 from .augment import parse_policy
 from .batches import Batches
 from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpoints, remove_stale_temporaries,
@@ -82,6 +82,7 @@ class Trainer:
         """D phase(s) then G phase; returns the step's numbers in STAT_NAMES order."""
         cfg, opts = self.cfg, self.opts
         opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.images_seen / (1000 * (cfg.kimg or DEFAULT_KIMG)))
+        self.apply_growth()
         n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
         # a function of (seed, step, rank): resumable with any number of ranks, nothing to save
         self.aug_rng.manual_seed((cfg.seed * 1_000_003 + self.step) * 1_009 + self.ranks.rank)
@@ -103,6 +104,16 @@ class Trainer:
         self.step += 1
         stats = torch.stack([d.loss, g.loss, *self.d_outputs(d.real_out, d.fake_out), d.grad_norm, g.grad_norm])
         return self.ranks.average(stats)  # every rank's policies see the same numbers
+
+    def apply_growth(self) -> None:
+        """Progressive growing: the stage and fade-in alpha are a function of images shown (so resuming
+        mid-fade is exact)."""
+        if self.cfg.arch != "progressive":
+            return
+        stage, alpha = progressive.schedule(self.images_seen, self.cfg.phase_kimg, self.G.n_stages)
+        for net in (self.G, self.D, self.G_ema):
+            if net is not None:
+                net.set_growth(stage, alpha)
 
     def latents(self) -> torch.Tensor:
         """This rank's slice of a global batch of latents (every rank draws the same global batch)."""
@@ -365,6 +376,9 @@ def log_record(t: Trainer, means: torch.Tensor, img_per_s: float) -> dict:
     record.update({k: float(v) for k, v in zip(STAT_NAMES, means.tolist())})
     record.update({"lr_g": t.opt_G.param_groups[0]["lr"], "lr_d": t.opt_D.param_groups[0]["lr"],
                    "img_per_s": round(img_per_s, 1)})
+    if t.cfg.arch == "progressive":
+        record.update({"stage": int(t.G.stage), "alpha": round(float(t.G.alpha), 4),
+                       "current_res": t.G.stage_res(int(t.G.stage))})
     record.update(t.doctor.measure(t.fixed_samples()))
     if t.balance:
         record["balance"] = t.balance.take_interval_counts()
