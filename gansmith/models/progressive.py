@@ -71,11 +71,10 @@ def conv_act(cin: int, cout: int, kernel: int = 3, norm: bool = False) -> list[n
     return layers + [PixelNorm()] if norm else layers
 
 
-class GrowingStages(nn.Module):
-    """What G and D share: the growth state and the resolution of each stage."""
+class Growth:
+    """Mixin for nn.Modules that grow: the growth state as buffers (so checkpoints carry it)."""
 
-    def __init__(self, res: int):
-        super().__init__()
+    def init_growth(self, res: int) -> None:
         self.res, self.base, self.n_stages = res, base_size(res), stage_count(res)
         self.register_buffer("stage", torch.zeros((), dtype=torch.long))
         self.register_buffer("alpha", torch.ones(()))
@@ -88,9 +87,13 @@ class GrowingStages(nn.Module):
         return self.base * 2 ** stage
 
 
-class ProgressiveGenerator(GrowingStages):
-    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64):
-        super().__init__(res)
+class GeneratorStages(nn.Module):
+    """The generator trunk shared by progressive growing and MSG-GAN: z -> base map -> one upsampling block
+    per stage, and a 1x1 `to_rgb` per stage (Karras et al. 2018)."""
+
+    def __init__(self, res: int, channels: int, z_dim: int, width: int):
+        super().__init__()
+        self.res, self.base, self.n_stages = res, base_size(res), stage_count(res)
         self.channels, self.z_dim = channels, z_dim
         ch = stage_channels(res, width)
         self.input = nn.Sequential(PixelNorm(), EqualizedLinear(z_dim, ch[0] * self.base ** 2, gain=math.sqrt(2) / 4))
@@ -101,22 +104,34 @@ class ProgressiveGenerator(GrowingStages):
             for i in range(1, self.n_stages))
         self.to_rgb = nn.ModuleList(EqualizedConv2d(c, channels, 1, gain=1.0) for c in ch)
 
+    def stage_features(self, z: torch.Tensor, last_stage: int) -> list[torch.Tensor]:
+        """Feature maps of stages 0..last_stage."""
+        x = self.first(self.input(z).view(z.shape[0], -1, self.base, self.base))
+        features = [x]
+        for block in self.blocks[:last_stage]:
+            features.append(block(features[-1]))
+        return features
+
+
+class ProgressiveGenerator(GeneratorStages, Growth):
+    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64):
+        super().__init__(res, channels, z_dim, width)
+        self.init_growth(res)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         stage, alpha = int(self.stage), float(self.alpha)
-        x = self.first(self.input(z).view(z.shape[0], -1, self.base, self.base))
-        previous = x
-        for block in self.blocks[:stage]:
-            previous, x = x, block(x)
-        image = self.to_rgb[stage](x)
+        features = self.stage_features(z, stage)
+        image = self.to_rgb[stage](features[-1])
         if stage > 0 and alpha < 1:  # fade in the newest block
-            low = F.interpolate(self.to_rgb[stage - 1](previous), scale_factor=2, mode="nearest")
+            low = F.interpolate(self.to_rgb[stage - 1](features[-2]), scale_factor=2, mode="nearest")
             image = torch.lerp(low, image, alpha)
         return F.interpolate(image, size=self.res, mode="nearest") if image.shape[-1] != self.res else image
 
 
-class ProgressiveDiscriminator(GrowingStages):
+class ProgressiveDiscriminator(nn.Module, Growth):
     def __init__(self, res: int, channels: int, width: int = 64):
-        super().__init__(res)
+        super().__init__()
+        self.init_growth(res)
         ch = stage_channels(res, width)
         self.from_rgb = nn.ModuleList(nn.Sequential(EqualizedConv2d(channels, c, 1), nn.LeakyReLU(0.2)) for c in ch)
         self.blocks = nn.ModuleList(

@@ -27,7 +27,7 @@ class TrainConfig:
     channels: int | None = None     # None: 1 if all images are grayscale, else 3
     fit: str = "crop"
     # networks
-    arch: str = "dcgan"             # dcgan, or progressive (grows from 4x4, fading in each new block)
+    arch: str = "dcgan"             # dcgan, progressive (grows from 4x4, fading in blocks) or msg (multi-scale)
     phase_kimg: float = 20.0        # progressive: kimg of each fade-in phase and each stable phase
     z_dim: int = 128
     width: int = 64
@@ -93,9 +93,11 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
     require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
     require(cfg.phase_kimg > 0, f"--phase-kimg must be positive, not {cfg.phase_kimg}")
-    require(not (cfg.arch == "progressive" and (cfg.sn or cfg.d_norm == "bn" or cfg.g_norm != "bn" or cfg.mbstd)),
-            "--arch progressive has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
+    require(not (cfg.arch != "dcgan" and (cfg.sn or cfg.d_norm == "bn" or cfg.g_norm != "bn" or cfg.mbstd)),
+            f"--arch {cfg.arch} has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
             "drop --sn/--mbstd/--g-norm/--d-norm")
+    require(not (cfg.arch == "msg" and "color" in cfg.augment),
+            "--arch msg passes all scales as one image to D; use --augment translation,cutout without color")
     require(cfg.g_norm in ("bn", "pixel"), f"--g-norm must be bn or pixel, not {cfg.g_norm!r}")
     require(cfg.d_norm in ("auto", "bn", "none"), f"--d-norm must be auto, bn or none, not {cfg.d_norm!r}")
     require(not (cfg.d_norm == "bn" and (cfg.loss == "wgan-gp" or cfg.r1 > 0)),
@@ -135,7 +137,7 @@ def validate(cfg: TrainConfig) -> None:
 def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
     """Fill in what the data and the other options decide."""
     d_norm = cfg.d_norm
-    if cfg.arch == "progressive":
+    if cfg.arch != "dcgan":
         d_norm = "none"
     elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
