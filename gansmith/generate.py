@@ -1,6 +1,7 @@
 """Sampling from a trained generator: needs only a checkpoint (or a run folder), never the data."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +57,37 @@ def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | tor
         raise UserError(f"the number of images must be at least 1, not {n}")
     z = latents(n, G.z_dim, seed)
     return np.concatenate([float_to_uint8(G(z[i:i + batch].to(device))) for i in range(0, n, batch)])
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
+    """Spherical interpolation between latent vectors: a at t=0, b at t=1 (exactly), constant angular speed.
+    Falls back to linear interpolation when a and b are (nearly) parallel."""
+    cos = float(torch.dot(a.flatten().double(), b.flatten().double()) / (a.double().norm() * b.double().norm()))
+    theta = math.acos(max(-1.0, min(1.0, cos)))
+    if math.sin(theta) < 1e-6:
+        return (1 - t) * a + t * b
+    return (math.sin((1 - t) * theta) / math.sin(theta)) * a + (math.sin(t * theta) / math.sin(theta)) * b
+
+
+def interpolation_latents(z_dim: int, seeds: list[int], frames_per_segment: int) -> torch.Tensor:
+    """A looping walk: frames_per_segment latents from each seed's latent towards the next seed's, and from the
+    last seed's back to the first, so the frame after the last one is the first one again."""
+    if len(seeds) < 2:
+        raise UserError(f"a latent walk needs at least 2 seeds, got {len(seeds)}")
+    if frames_per_segment < 1:
+        raise UserError(f"the number of frames between seeds must be at least 1, not {frames_per_segment}")
+    keys = [latents(1, z_dim, seed)[0] for seed in seeds]
+    return torch.stack([slerp(keys[i], keys[(i + 1) % len(keys)], k / frames_per_segment)
+                        for i in range(len(keys)) for k in range(frames_per_segment)])
+
+
+@torch.no_grad()
+def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+    """G's images for the latent vectors z, as uint8 N x H x W x C."""
+    return np.concatenate([float_to_uint8(G(z[i:i + batch].to(device))) for i in range(0, len(z), batch)])
+
+
+def interpolation_frames(G, seeds: list[int], frames_per_segment: int, batch: int = 64,
+                         device: str | torch.device = "cpu") -> np.ndarray:
+    """The images of `interpolation_latents`: len(seeds) * frames_per_segment uint8 N x H x W x C frames."""
+    return images_from_latents(G, interpolation_latents(G.z_dim, seeds, frames_per_segment), batch, device)

@@ -109,3 +109,10 @@ def test_same_seed_same_run(tiny_npz, tmp_path):
 def test_minutes_budget_stops_training(tiny_npz, tmp_path):
     result = train(tiny_config(tiny_npz, tmp_path / "run", minutes=0.02), progress=False)
     assert 0 < result.step and not result.interrupted
+
+
+def test_amp_is_a_warned_no_op_on_cpu(tiny_npz, tmp_path):
+    with pytest.warns(UserWarning, match="--amp has no effect on cpu"):
+        a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
+    b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
+    assert states_equal(load_checkpoint(a.checkpoint)["G"], load_checkpoint(b.checkpoint)["G"])

@@ -7,6 +7,7 @@ sample, checkpoint). Ctrl-C or SIGTERM finish the current step, save a checkpoin
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,7 +68,8 @@ class Trainer:
                                    generator=torch.Generator().manual_seed(cfg.seed)).to(device)
         self.opts = StepOptions(loss=cfg.loss, real_label=1.0 - cfg.label_smooth, r1_gamma=cfg.r1,
                                 r1_every=cfg.r1_every, gp_weight=cfg.gp_weight, augment=parse_policy(cfg.augment),
-                                sync_gradients=self.ranks.sync_gradients)
+                                sync_gradients=self.ranks.sync_gradients, amp_dtype=amp_dtype(cfg.amp, device),
+                                device_type=device.type)
         self.balance = BalancePolicy(cfg.loss) if cfg.balance else None
         self.guard = DivergenceGuard()
         self.doctor = Doctor(cfg.loss)
@@ -86,7 +88,8 @@ class Trainer:
         n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
         # a function of (seed, step, rank): resumable with any number of ranks, nothing to save
         self.aug_rng.manual_seed((cfg.seed * 1_000_003 + self.step) * 1_009 + self.ranks.rank)
-        fake = self.G(self.latents())
+        with opts.autocast():
+            fake = self.G(self.latents())
         for i in range(max(n_d, 1)):
             real = batches.get(self.batches_drawn)
             self.batches_drawn += 1
@@ -94,7 +97,7 @@ class Trainer:
             if i == 0:
                 d_fake_batch = fake.detach()
             else:
-                with torch.no_grad():
+                with torch.no_grad(), opts.autocast():
                     d_fake_batch = self.G(self.latents())
             d = discriminator_phase(self.D, self.opt_D, real, d_fake_batch, opts, self.aug_rng, self.step,
                                     update=n_d > 0)
@@ -223,6 +226,17 @@ class Trainer:
         images = G(self.fixed_z)
         G.train(was_training)
         return images
+
+
+def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
+    """bf16 autocast on GPUs that support it; elsewhere --amp would be slower or unsafe, so it is off."""
+    if not amp:
+        return None
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    warnings.warn(f"--amp has no effect on {device.type}: mixed precision is slower there (measured on CPU) "
+                  "or needs bf16 support; training in float32")
+    return None
 
 
 def resolve_device(name: str) -> torch.device:

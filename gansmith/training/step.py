@@ -9,6 +9,7 @@ loop's decision (balance policy, --d-steps).
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,6 +30,12 @@ class StepOptions:
     augment: tuple[str, ...] = ()
     noise_std: float = 0.0           # instance noise (Sønderby et al. 2016)
     sync_gradients: Callable = lambda params: None   # averages gradients across ranks (distributed.py)
+    amp_dtype: torch.dtype | None = None              # mixed precision for forward passes (--amp)
+    device_type: str = "cpu"
+
+    def autocast(self):
+        """Mixed precision around forward passes only (penalties and backward stay in float32)."""
+        return torch.autocast(self.device_type, dtype=self.amp_dtype) if self.amp_dtype else nullcontext()
 
 
 @dataclass
@@ -49,8 +56,10 @@ def discriminator_input(x: torch.Tensor, opts: StepOptions, rng) -> torch.Tensor
 def discriminator_phase(D, opt_D, real, fake, opts: StepOptions, rng, step: int, update: bool = True) -> PhaseStats:
     """One D update on a real and a (detached) fake batch; with update=False only measure D's loss."""
     with torch.set_grad_enabled(update):
-        real_in, fake_in = discriminator_input(real, opts, rng), discriminator_input(fake, opts, rng)
-        real_out, fake_out = D(real_in), D(fake_in)
+        real_in, fake_in = discriminator_input(real, opts, rng), discriminator_input(fake.float(), opts, rng)
+        with opts.autocast():
+            real_out, fake_out = D(real_in), D(fake_in)
+        real_out, fake_out = real_out.float(), fake_out.float()
         loss = losses.discriminator_loss(opts.loss, real_out, fake_out, opts.real_label)
     if not update:
         return PhaseStats(loss, torch.zeros((), device=loss.device), real_out, fake_out)
@@ -71,7 +80,9 @@ def discriminator_phase(D, opt_D, real, fake, opts: StepOptions, rng, step: int,
 def generator_phase(D, opt_G, G_params, fake, opts: StepOptions, rng) -> PhaseStats:
     D.requires_grad_(False)  # frozen: G's loss must not leave gradients in D
     try:
-        loss = losses.generator_loss(opts.loss, D(discriminator_input(fake, opts, rng)))
+        with opts.autocast():
+            fake_out = D(discriminator_input(fake.float(), opts, rng))
+        loss = losses.generator_loss(opts.loss, fake_out.float())
         opt_G.zero_grad(set_to_none=True)
         loss.backward()
         opts.sync_gradients(G_params)

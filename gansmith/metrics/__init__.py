@@ -1,0 +1,123 @@
+"""Evaluation metrics on Inception-v3 features, following the TF-era protocol StyleGAN's numbers use.
+
+    feats = compute_features(images_uint8_nhwc)            # N x 2048 float32
+    fid_from_features(a, b); kid_from_features(a, b)       # FID; (KID mean, std)
+    precision_recall(real_feats, fake_feats, k=3)          # (precision, recall)
+    evaluate(real_imagedata, fake_images, metrics=("fid", "kid", "pr", "nn"))  # dict of plain numbers
+
+Modules: `inception` (the network), `preprocess` (uint8 -> network input), `fid`, `kid`, `precision_recall`,
+`nearest` (memorization), `cache` (real-data features on disk), `distances` (blocked distance matrices).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..fileio import atomic_save_image
+from ..images import to_pil
+from .cache import cached_features
+from .fid import FID_MIN_RELIABLE_N, fid_from_features, fid_from_stats, feature_stats
+from .inception import FEATURE_DIM, load_network
+from .kid import kid_from_features
+from .nearest import nearest_gallery, nearest_neighbours
+from .precision_recall import PR_NEIGHBOURS, precision_recall
+from .preprocess import to_network_input
+
+__all__ = ["METRICS", "FID_MIN_RELIABLE_N", "compute_features", "real_features", "subset_indices", "evaluate",
+           "fid_from_features", "fid_from_stats", "feature_stats", "kid_from_features", "precision_recall",
+           "parse_metrics"]
+
+METRICS = ("fid", "kid", "pr", "nn")
+FEATURE_BATCH = 32
+SUBSET_SEED = 0
+
+
+def compute_features(images: np.ndarray, batch: int = FEATURE_BATCH, progress: bool = False) -> np.ndarray:
+    """uint8 N x H x W x C images (C = 1 or 3, any size) -> float32 N x 2048 Inception pool3 features."""
+    net = load_network()
+    feats = np.empty((len(images), FEATURE_DIM), np.float32)
+    with torch.inference_mode(), tqdm(total=len(images), unit="img", desc="inception features",
+                                      disable=not progress, leave=False) as bar:
+        for start in range(0, len(images), batch):
+            chunk = images[start:start + batch]
+            feats[start:start + len(chunk)] = net(to_network_input(chunk)).numpy()
+            bar.update(len(chunk))
+    return feats
+
+
+def subset_indices(total: int, n: int, seed: int = SUBSET_SEED) -> np.ndarray:
+    """A fixed random choice of n of `total` images (all of them when n >= total), in ascending order."""
+    if n >= total:
+        return np.arange(total)
+    return np.sort(np.random.default_rng(seed).choice(total, n, replace=False))
+
+
+def real_features(real, n: int | None = None, batch: int = FEATURE_BATCH, progress: bool = False,
+                  cache: bool = True) -> np.ndarray:
+    """Features of a fixed subset of n images of an ImageData (all by default), cached on disk by content."""
+    n = real.n if n is None else min(n, real.n)
+
+    def compute():
+        return compute_features(real.numpy()[subset_indices(real.n, n)], batch=batch, progress=progress)
+
+    if not cache:
+        return compute()
+    return cached_features(real.content_hash(), real.res, real.channels, n, compute)
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:
+    """'fid,kid' or ("fid", "kid") -> validated tuple; unknown names are a UserError."""
+    names = tuple(m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics))
+    names = tuple(m for m in names if m)
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise UserError(f"unknown metric {', '.join(unknown) or '(none given)'}; choose from {','.join(METRICS)}")
+    return names
+
+
+def evaluate(real, fake_images: np.ndarray, metrics: str | Iterable[str] = ("fid", "kid", "pr"),
+             n: int | None = None, batch: int = FEATURE_BATCH, progress: bool = False, cache: bool = True,
+             nearest_png: str | Path | None = None) -> dict:
+    """Compare generated uint8 N x H x W x C images with a real ImageData. Uses up to n images of each
+    (default: all). Returns plain numbers: fid, kid, kid_std, precision, recall, nn_* (see `nearest`),
+    n_real, n_fake. With "nn" and `nearest_png`, also saves the nearest-neighbour gallery there."""
+    metrics = parse_metrics(metrics)
+    n_real = real.n if n is None else min(n, real.n)
+    fake_images = fake_images if n is None else fake_images[:n]
+    _check_counts(metrics, n_real, len(fake_images))
+    real_feats = real_features(real, n_real, batch=batch, progress=progress, cache=cache)
+    fake_feats = compute_features(fake_images, batch=batch, progress=progress)
+    result = {"n_real": n_real, "n_fake": len(fake_images)}
+    if "fid" in metrics:
+        result["fid"] = fid_from_features(real_feats, fake_feats)
+    if "kid" in metrics:
+        result["kid"], result["kid_std"] = kid_from_features(real_feats, fake_feats)
+    if "pr" in metrics:
+        result["precision"], result["recall"] = precision_recall(real_feats, fake_feats)
+    if "nn" in metrics:
+        real_images = real.numpy()[subset_indices(real.n, n_real)]
+        result.update(_memorization(real_images, real_feats, fake_images, fake_feats, nearest_png))
+    return result
+
+
+def _check_counts(metrics: tuple[str, ...], n_real: int, n_fake: int) -> None:
+    fewest = min(n_real, n_fake)
+    if fewest < 2:
+        raise UserError(f"metrics need at least 2 images per side, got {n_real} real and {n_fake} generated")
+    if "pr" in metrics and fewest <= PR_NEIGHBOURS:
+        raise UserError(f"precision/recall needs more than {PR_NEIGHBOURS} images per side, got {n_real} real "
+                        f"and {n_fake} generated")
+
+
+def _memorization(real_images, real_feats, fake_images, fake_feats, nearest_png) -> dict:
+    by_features = nearest_neighbours(fake_feats, real_feats)
+    by_pixels = nearest_neighbours(fake_images, real_images)
+    if nearest_png is not None:
+        grid = nearest_gallery(fake_images, real_images, by_features, by_pixels)
+        atomic_save_image(nearest_png, to_pil(grid))
+    return {**by_features.summary("nn_feature"), **by_pixels.summary("nn_pixel")}
