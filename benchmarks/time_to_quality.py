@@ -1,0 +1,130 @@
+"""Quality per CPU-minute: the classic DCGAN recipe vs `gansmith train` with its defaults, same wall time.
+
+    python benchmarks/time_to_quality.py --minutes 10 [--budgets 2,5,10] [--datasets fashion,emoji] [--n 5000]
+
+For each data set: the classic recipe (benchmarks/classic_dcgan.py, snapshots at each budget) and
+gansmith (one run continued with --resume up to each budget: resume is exact, so this equals one
+uninterrupted run) train for the same training wall time; then FID and KID of n generated images
+against n real ones (standard Inception, TF-protocol preprocessing). Writes
+benchmarks/results/time_to_quality.md and the sample grids next to it.
+Data: Fashion-MNIST 60k train split (apt-get install dataset-fashion-mnist), colour emoji 64 px
+(../shared/data/twemoji-64.zip).
+"""
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import classic_dcgan  # noqa: E402
+
+from gansmith.data import load_images  # noqa: E402
+from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
+from gansmith.generate import generate_images, load_generator  # noqa: E402
+from gansmith.images import float_to_uint8, make_grid, to_pil  # noqa: E402
+from gansmith.metrics import evaluate  # noqa: E402
+
+DATASETS = {
+    "fashion": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
+    "emoji": str(HERE.parent.parent / "shared" / "data" / "twemoji-64.zip"),
+}
+SAMPLE_SEED = 7
+
+
+def machine() -> str:
+    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    return f"{model}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.platform()}"
+
+
+def prepare(name: str, work: Path):
+    data = load_images(DATASETS[name], progress=False)
+    path = work / f"{name}.npz"
+    if not path.exists():
+        np.savez(path, x=data.numpy())
+    return data, path
+
+
+def classic_samples(state_path: Path, res: int, nc: int, n: int) -> np.ndarray:
+    G = classic_dcgan.generator(res, nc)
+    G.load_state_dict(torch.load(state_path, weights_only=True))
+    G.eval()
+    z = torch.randn(n, classic_dcgan.NZ, 1, 1, generator=torch.Generator().manual_seed(SAMPLE_SEED))
+    with torch.no_grad():
+        return np.concatenate([float_to_uint8(G(z[i:i + 250])) for i in range(0, n, 250)])
+
+
+def run(cmd):
+    print("+", " ".join(map(str, cmd)), flush=True)
+    subprocess.run(list(map(str, cmd)), check=True)
+
+
+def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> list[dict]:
+    data, npz = prepare(name, work)
+    rows = []
+    classic = work / f"{name}-classic.pt"
+    run([sys.executable, HERE / "classic_dcgan.py", npz, "--minutes", budgets[-1], "--out", classic,
+         "--snapshots", ",".join(f"{b:g}" for b in budgets[:-1])])
+    gs_run, done = work / f"{name}-gansmith", 0.0
+    for b in budgets:
+        resume = ["--resume"] if done else []
+        run([sys.executable, "-m", "gansmith", "train", npz, "--out", gs_run, "--minutes", b - done,
+             "--no-report", "--quiet", *resume])
+        done = b
+        snap = gs_run / f"snapshot-{b:g}min.pt"
+        latest = sorted((gs_run / "checkpoints").glob("step-*.pt"))[-1]
+        snap.write_bytes(latest.read_bytes())
+    for b in budgets:
+        state = classic if b == budgets[-1] else Path(f"{classic}.{b:g}min")
+        fakes = {"classic DCGAN": classic_samples(state, data.res, data.channels, n),
+                 "gansmith": generate_images(load_generator(gs_run / f"snapshot-{b:g}min.pt")[0], n, seed=SAMPLE_SEED)}
+        for recipe, fake in fakes.items():
+            m = evaluate(data, fake, ("fid", "kid"), n=n)
+            grid = out / f"ttq-{name}-{recipe.split()[0]}-{b:g}min.png"
+            atomic_save_image(grid, to_pil(make_grid(fake[:64])))
+            rows.append({"data": name, "minutes": b, "recipe": recipe, "fid": m["fid"], "kid": m["kid"],
+                         "kid_std": m["kid_std"], "n": n, "grid": grid.name})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def write_table(rows: list[dict], args, path: Path) -> None:
+    lines = [f"# Time to quality: classic DCGAN vs gansmith defaults", "",
+             f"{datetime.date.today()} · {machine()}", "",
+             f"Command: `python benchmarks/time_to_quality.py {' '.join(sys.argv[1:])}`", "",
+             "| data | minutes | recipe | FID | KID | ratio FID gansmith / classic |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        other = next((o for o in rows if o["data"] == r["data"] and o["minutes"] == r["minutes"]
+                      and o["recipe"] == "classic DCGAN"), None)
+        ratio = f"{r['fid'] / other['fid']:.2f}" if other and r["recipe"] == "gansmith" else ""
+        lines.append(f"| {r['data']} | {r['minutes']:g} | {r['recipe']} | {r['fid']:.2f} | "
+                     f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {ratio} |")
+    lines += ["", f"FID/KID on {rows[0]['n']} generated vs {rows[0]['n']} real images; grids: " +
+              ", ".join(f"`{r['grid']}`" for r in rows)]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--minutes", type=float, default=10)
+    p.add_argument("--budgets", default="", help="comma-separated minutes (default: 2,5,MINUTES)")
+    p.add_argument("--datasets", default="fashion,emoji")
+    p.add_argument("--n", type=int, default=5000)
+    p.add_argument("--work", default="/tmp/gansmith-ttq")
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args()
+    budgets = sorted({float(b) for b in args.budgets.split(",") if b} or {2.0, 5.0, args.minutes})
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [r for name in args.datasets.split(",") for r in bench(name, budgets, args.n, work, out)]
+    write_table(rows, args, out / "time_to_quality.md")
+
+
+if __name__ == "__main__":
+    main()
