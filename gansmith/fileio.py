@@ -12,6 +12,9 @@ from pathlib import Path
 
 from .errors import UserError
 
+UMASK = os.umask(0)
+os.umask(UMASK)
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
@@ -25,6 +28,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp makes the file private; give it the usual permissions
         os.replace(tmp, path)
     except OSError as e:
         try:

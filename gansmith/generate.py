@@ -55,8 +55,7 @@ def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | tor
     """n images as uint8 N x H x W x C."""
     if n < 1:
         raise UserError(f"the number of images must be at least 1, not {n}")
-    z = latents(n, G.z_dim, seed)
-    return np.concatenate([float_to_uint8(G(z[i:i + batch].to(device))) for i in range(0, n, batch)])
+    return images_from_latents(G, latents(n, G.z_dim, seed), batch, device)
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:

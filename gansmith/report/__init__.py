@@ -175,8 +175,8 @@ def summary(config: dict | None, records: list[dict], findings: list[Finding], e
         items.append(("progress", f"{last['kimg']:.3g} / {target:g} kimg" if number(target) else f"{last['kimg']:.3g} kimg"))
     if number(last.get("seconds")) is not None:
         items.append(("training time", duration(last["seconds"])))
-    if number(last.get("img_per_s")) is not None:
-        items.append(("speed", f"{last['img_per_s']:.0f} img/s"))
+    if (number(last.get("kimg")) or 0) > 0 and (number(last.get("seconds")) or 0) > 0:
+        items.append(("average speed", f"{last['kimg'] * 1000 / last['seconds']:.0f} img/s"))
     for label, a, b, digits in (("loss G / D", "loss_g", "loss_d", 3), ("D(real) / D(fake)", "d_real", "d_fake", 2)):
         if (text := pair(last, a, b, digits)) is not None:
             items.append((label, text))
