@@ -145,12 +145,17 @@ def optimize(objective: Objective, image: torch.Tensor, steps: int, settings: Se
         opt = torch.optim.Adam([image], lr=settings.lr)
     last_terms = {}
 
+    # The losses are means (size-independent), so their gradient per pixel shrinks as 1 / pixel count.
+    # L-BFGS skips curvature updates below a fixed threshold (y.s < 1e-10), which made large levels stall;
+    # optimizing the sum over pixels instead keeps it scale-free at every size.
+    scale = float(image.shape[-1] * image.shape[-2])
+
     def closure():
         opt.zero_grad()
         total, terms = objective(image)
-        total.backward()
+        (total * scale).backward()
         last_terms.update(terms)
-        return total
+        return total * scale
 
     for _ in range(steps):
         opt.step(closure)
