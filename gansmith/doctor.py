@@ -5,8 +5,11 @@ change of options that keeps the networks' shapes, it carries it as `fix`, which
 --auto-fix is on. The doctor only reads numbers: it never changes training state itself.
 
 Findings: mode collapse (samples of the fixed latent batch far less diverse than real images, or
-near-duplicates), D winning (D sure of every call, G's loss climbing), oscillation / divergence,
-no progress (samples static), and FID not improving.
+near-duplicates, after having been more diverse or without growing for a while: a fresh generator's grey
+images are not a collapse), D winning (D right about everything with a saturated loss while G's loss climbs
+or its gradients vanish), oscillation (D's loss swinging between intervals, not trending) / divergence,
+no progress (samples static), and FID not improving. The thresholds below come with the numbers of the
+real runs they were set from.
 """
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def r1_penalty(D, real: torch.Tensor) -> torch.Tensor:
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, generator=None) -> torch.Tensor:
     """E (||grad D(x_hat)|| - 1)^2 on random interpolates of real and fake (Gulrajani et al. 2017)."""
-    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device, generator=generator)
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device, generator=generator)
     x_hat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()

@@ -1,5 +1,20 @@
+import os
+
 import numpy as np
 import pytest
+import torch
+
+# Tiny test models run fastest on one thread (two threads fight over a shared 2-core machine);
+# subprocesses started by tests (the CLI, torchrun) inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 from gansmith.cli import main
 

@@ -48,7 +48,7 @@ class TrainConfig:
     r1_every: int = 16              # lazy regularization: apply R1 every this many steps
     gp_weight: float = 10.0         # WGAN-GP penalty weight (with --loss wgan-gp)
     label_smooth: float = 0.0       # one-sided label smoothing: real target 1 - this
-    instance_noise: float = 0.0     # std of Gaussian noise on D's inputs, annealed to 0 over the run
+    instance_noise: float = 0.0     # std of Gaussian noise on D's inputs, annealed to 0 over the run (kimg or minutes)
     augment: str = ""               # DiffAugment policy, e.g. "translation,cutout,color"
     # balance between G and D
     d_steps: int = 1                # D updates per G update
@@ -107,6 +107,8 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.r1_every >= 1, f"--r1-every must be at least 1, not {cfg.r1_every}")
     require(cfg.gp_weight >= 0, f"--gp-weight must be non-negative, not {cfg.gp_weight}")
     require(0 <= cfg.label_smooth < 0.5, f"--label-smooth must be in [0, 0.5), not {cfg.label_smooth}")
+    require(cfg.label_smooth == 0 or cfg.loss in ("ns", "lsgan"),
+            f"--label-smooth applies to the ns and lsgan losses, whose D has a target label; not to {cfg.loss}")
     require(cfg.instance_noise >= 0, f"--instance-noise must be non-negative, not {cfg.instance_noise}")
     parse_policy(cfg.augment)  # raises UserError naming an unknown augmentation
     require(1 <= cfg.d_steps <= 100, f"--d-steps must be between 1 and 100, not {cfg.d_steps}")

@@ -75,6 +75,7 @@ class Trainer:
         self.doctor = Doctor(cfg.loss)
         self.step = self.images_seen = self.batches_drawn = 0
         self.seconds, self.lr_scale = 0.0, 1.0
+        self.progress = 0.0  # fraction of the run's duration done (kimg or minutes), for annealing
         self.events: list[dict] = []
         self.pending_eval: dict = {}
         self.best_fid = float("inf")
@@ -83,7 +84,7 @@ class Trainer:
     def train_step(self, batches: Batches) -> torch.Tensor:
         """D phase(s) then G phase; returns the step's numbers in STAT_NAMES order."""
         cfg, opts = self.cfg, self.opts
-        opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.images_seen / (1000 * (cfg.kimg or DEFAULT_KIMG)))
+        opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.progress)
         self.apply_growth()
         n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
         # a function of (seed, step, rank): resumable with any number of ranks, nothing to save
@@ -155,6 +156,7 @@ class Trainer:
             raise UserError(f"training diverged ({reason}) and no checkpoint is left to roll back to")
         step, lr_scale = self.step, self.lr_scale * 0.5
         self.load_state_dict(found[1])
+        run.truncate_metrics(self.step)  # the steps after the checkpoint will be logged again
         self.guard.rollbacks, self.lr_scale = rollbacks, lr_scale
         self.apply_learning_rates()
         self.events.append(event("divergence", "error",
@@ -342,6 +344,8 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
                 interrupted = t.ranks.any(stop.requested, t.device)
                 break
             tick, before = time.monotonic(), t.images_seen
+            t.progress = max(t.images_seen / target if target else 0.0,
+                             1 - (deadline - tick) / (cfg.minutes * 60) if deadline is not None else 0.0)
             stats = t.train_step(batches)
             values = dict(zip(STAT_NAMES, stats.tolist()))
             t.observe(values, run)

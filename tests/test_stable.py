@@ -1,0 +1,607 @@
+"""The stable-training options, each shown to act: losses and penalties against hand computation, the
+D-side layers (spectral norm, minibatch std), DiffAugment, label smoothing, instance noise, --d-steps, the
+balance policy, the divergence guard (rollback with lower learning rates, give up after 3) and the EMA.
+
+Unit tests use hand-sized tensors; the end-to-end ones train tiny models (width 8, z 16, batch 16) for a few
+steps and spy on the step's functions, so each takes seconds.
+"""
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+
+from gansmith import losses
+from gansmith.errors import UserError
+from gansmith.models import build_discriminator
+from gansmith.models.dcgan import Discriminator
+from gansmith.models.layers import MinibatchStdDev
+from gansmith.training import TrainConfig, train
+from gansmith.training import augment as aug
+from gansmith.training import loop as loop_module
+from gansmith.training import step as step_module
+from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
+from gansmith.training.config import resolve
+from gansmith.training.ema import make_ema, update_ema
+from gansmith.training.loop import Trainer
+from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
+from gansmith.training.step import StepOptions, discriminator_input, discriminator_phase
+
+TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
+CLI_TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
+            "--sample-every", "0.064", "--checkpoint-every", "0.064", "--quiet", "--no-report"]
+
+
+def tiny_config(data, out, **kw):
+    return TrainConfig(data=str(data), out=str(out), **{**TINY, **kw})
+
+
+def records(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def events(run, kind=None):
+    return [e for r in records(run) for e in r.get("events", []) if kind is None or e["kind"] == kind]
+
+
+class ListBatches:
+    """Stands in for the loop's Batches: batch i of a fixed random set."""
+
+    def __init__(self, n=16, res=28, channels=1, seed=0):
+        g = torch.Generator().manual_seed(seed)
+        self.x = torch.rand(64, channels, res, res, generator=g) * 2 - 1
+        self.n, self.calls = n, []
+
+    def get(self, i):
+        self.calls.append(i)
+        idx = torch.arange(i * self.n, (i + 1) * self.n) % self.x.shape[0]
+        return self.x[idx]
+
+
+def tiny_trainer(**kw):
+    cfg = resolve(TrainConfig(**{**TINY, **kw}), 28, 1)
+    return Trainer(cfg, torch.device("cpu"))
+
+
+# --- losses: hand computation on fixed logits ------------------------------------------------------------
+REAL = torch.tensor([2.0, -1.0])
+FAKE = torch.tensor([0.5, -3.0])
+
+
+def softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def bce(logit, target):
+    p = 1 / (1 + math.exp(-logit))
+    return -(target * math.log(p) + (1 - target) * math.log(1 - p))
+
+
+HAND_D = {
+    "ns": (softplus(-2) + softplus(1)) / 2 + (softplus(0.5) + softplus(-3)) / 2,
+    "hinge": (0 + 2) / 2 + (1.5 + 0) / 2,
+    "wgan-gp": (0.5 - 3) / 2 - (2 - 1) / 2,
+    "lsgan": 0.5 * ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2 + 0.5 * (0.5 ** 2 + 3 ** 2) / 2,
+}
+HAND_G = {
+    "ns": (softplus(-0.5) + softplus(3)) / 2,
+    "hinge": 1.25,
+    "wgan-gp": 1.25,
+    "lsgan": 0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2,
+}
+
+
+@pytest.mark.parametrize("kind", losses.LOSSES)
+def test_loss_values_match_hand_computation(kind):
+    assert losses.discriminator_loss(kind, REAL, FAKE).item() == pytest.approx(HAND_D[kind], rel=1e-6)
+    assert losses.generator_loss(kind, FAKE).item() == pytest.approx(HAND_G[kind], rel=1e-6)
+
+
+def test_losses_have_the_right_direction():
+    """D's loss falls as it separates better, G's falls as D rates its samples more real."""
+    for kind in losses.LOSSES:
+        worse = losses.discriminator_loss(kind, torch.tensor([0.0]), torch.tensor([0.0]))
+        better = losses.discriminator_loss(kind, torch.tensor([0.9]), torch.tensor([-0.9]))
+        assert better < worse, kind
+        assert losses.generator_loss(kind, torch.tensor([0.9])) < losses.generator_loss(kind, torch.tensor([-0.9])), kind
+
+
+def test_label_smoothing_moves_only_the_real_target():
+    ns = losses.discriminator_loss("ns", REAL, FAKE, real_label=0.9).item()
+    assert ns == pytest.approx((bce(2, 0.9) + bce(-1, 0.9)) / 2 + (bce(0.5, 0) + bce(-3, 0)) / 2, rel=1e-6)
+    ls = losses.discriminator_loss("lsgan", REAL, FAKE, real_label=0.9).item()
+    assert ls == pytest.approx(0.5 * (1.1 ** 2 + 1.9 ** 2) / 2 + 0.5 * (0.25 + 9) / 2, rel=1e-6)
+    # the fake half is untouched: identical real logits, different fake logits, same difference
+    a = losses.discriminator_loss("ns", REAL, FAKE, 0.9) - losses.discriminator_loss("ns", REAL, FAKE, 1.0)
+    b = losses.discriminator_loss("ns", REAL, FAKE + 1, 0.9) - losses.discriminator_loss("ns", REAL, FAKE + 1, 1.0)
+    assert a.item() == pytest.approx(b.item(), abs=1e-6) and a.item() > 0
+
+
+def test_decision_threshold():
+    assert losses.decision_threshold("lsgan") == 0.5
+    assert all(losses.decision_threshold(k) == 0.0 for k in ("ns", "hinge", "wgan-gp"))
+
+
+# --- gradient penalties on a linear D, where the gradient is the weight ---------------------------------
+def linear_d(w: torch.Tensor) -> nn.Module:
+    lin = nn.Linear(w.numel(), 1)
+    with torch.no_grad():
+        lin.weight.copy_(w.view(1, -1))
+        lin.bias.fill_(0.3)
+    return nn.Sequential(nn.Flatten(), lin)
+
+
+def test_r1_on_a_linear_d_is_the_squared_weight_norm():
+    w = torch.randn(1 * 4 * 4, generator=torch.Generator().manual_seed(0))
+    real = torch.randn(5, 1, 4, 4)
+    assert losses.r1_penalty(linear_d(w), real).item() == pytest.approx(w.pow(2).sum().item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("norm", [0.2, 1.0, 3.0])
+def test_gp_on_a_linear_d_is_squared_distance_of_weight_norm_from_one(norm):
+    w = torch.randn(16)
+    w = w / w.norm() * norm
+    real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
+    gp = losses.gradient_penalty(linear_d(w), real, fake, torch.Generator().manual_seed(1))
+    assert gp.item() == pytest.approx((norm - 1) ** 2, abs=1e-5)
+
+
+def d_update_delta(opts, step, w):
+    """Weight change of a linear D after one SGD(lr=1) D phase."""
+    D = linear_d(w)
+    opt = torch.optim.SGD(D.parameters(), lr=1.0)
+    before = D[1].weight.detach().clone()
+    real, fake = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(2)), torch.zeros(4, 1, 4, 4)
+    discriminator_phase(D, opt, real, fake, opts, torch.Generator().manual_seed(3), step)
+    return D[1].weight.detach() - before
+
+
+def test_lazy_r1_adds_gamma_k_w_to_the_gradient_every_k_steps():
+    """R1 = ||w||^2 on a linear D, added as gamma/2 * k * R1 every k steps: gradient + gamma * k * w."""
+    w = torch.randn(16, generator=torch.Generator().manual_seed(4))
+    plain = StepOptions(loss="ns")
+    r1 = StepOptions(loss="ns", r1_gamma=0.5, r1_every=4)
+    on = d_update_delta(r1, 8, w) - d_update_delta(plain, 8, w)
+    assert torch.allclose(on.view(-1), -0.5 * 4 * w, atol=1e-5)
+    off = d_update_delta(r1, 9, w) - d_update_delta(plain, 9, w)
+    assert torch.allclose(off, torch.zeros_like(off), atol=1e-6)
+
+
+def test_wgan_gp_phase_adds_the_penalty():
+    w = torch.randn(16, generator=torch.Generator().manual_seed(5))
+    plain = d_update_delta(StepOptions(loss="wgan-gp", gp_weight=0.0), 1, w)
+    gp = d_update_delta(StepOptions(loss="wgan-gp", gp_weight=10.0), 1, w)
+    # d/dw of 10 (||w|| - 1)^2 = 20 (||w|| - 1) w / ||w||
+    expected = -20 * (w.norm() - 1) * w / w.norm()
+    assert torch.allclose((gp - plain).view(-1), expected, atol=1e-4)
+
+
+# --- spectral normalization and the minibatch-std layer --------------------------------------------------
+def top_singular_values(D):
+    out = []
+    for m in D.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            out.append(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item())
+    return out
+
+
+def test_spectral_norm_bounds_every_layer_of_d():
+    torch.manual_seed(0)
+    cfgs = {sn: resolve(TrainConfig(width=8, sn=sn), 28, 1) for sn in (False, True)}
+    for sn, cfg in cfgs.items():
+        D = build_discriminator(cfg)
+        with torch.no_grad():  # blow the raw weights up: without SN the layers' norms explode
+            for m in D.modules():
+                if isinstance(m, (nn.Conv2d, nn.Linear)):
+                    raw = m.parametrizations.weight.original if sn else m.weight
+                    raw.mul_(200)
+        D.train()
+        for _ in range(30):  # power iteration: one step per training forward
+            D(torch.randn(4, 1, 28, 28))
+        sv = top_singular_values(D)
+        assert len(sv) == 3  # 2 convolutions and the head at 28 px
+        if sn:
+            assert all(abs(s - 1) < 0.05 for s in sv), sv
+        else:
+            assert all(s > 5 for s in sv), sv
+
+
+def test_minibatch_std_channel_is_zero_for_identical_samples_and_positive_otherwise():
+    layer = MinibatchStdDev(group_size=4)
+    same = torch.randn(1, 3, 5, 5).repeat(8, 1, 1, 1)
+    varied = torch.randn(8, 3, 5, 5)
+    out_same, out_varied = layer(same), layer(varied)
+    assert out_same.shape == out_varied.shape == (8, 4, 5, 5)
+    assert torch.equal(out_same[:, :3], same)
+    assert out_same[:, 3].abs().max() < 1e-3
+    assert out_varied[:, 3].min() > 0.3  # about the std of N(0, 1) features
+    # D built with --mbstd has the layer and can tell a collapsed batch from a varied one
+    D = Discriminator(28, 1, 8, norm="none", mbstd=True)
+    assert any(isinstance(m, MinibatchStdDev) for m in D.modules())
+    x = torch.randn(8, 1, 28, 28)
+    mixed = torch.cat([x[:1].repeat(4, 1, 1, 1), x[4:]])
+    assert not torch.allclose(D(x)[4:], D(mixed)[4:])  # same images 4..7, different batch-mates
+
+
+# --- instance noise --------------------------------------------------------------------------------------
+def test_instance_noise_perturbs_d_inputs_with_the_given_std():
+    x = torch.zeros(64, 1, 28, 28)
+    noisy = discriminator_input(x, StepOptions(noise_std=0.5), torch.Generator().manual_seed(0))
+    assert noisy.std().item() == pytest.approx(0.5, rel=0.05)
+    assert torch.equal(discriminator_input(x, StepOptions(noise_std=0.0), None), x)
+
+
+def test_instance_noise_anneals_to_zero_over_the_run(tiny_npz, tmp_path, monkeypatch):
+    seen = []
+    original = step_module.discriminator_input
+
+    def spy(x, opts, rng):
+        seen.append(opts.noise_std)
+        return original(x, opts, rng)
+
+    monkeypatch.setattr(step_module, "discriminator_input", spy)
+    train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.32, instance_noise=0.5, log_every=0.16, sample_every=1,
+                      checkpoint_every=1), progress=False)
+    assert len(seen) == 3 * 20  # real and fake in the D phase, fake in the G phase, 20 steps
+    assert seen[0] == pytest.approx(0.5)
+    assert all(a >= b for a, b in zip(seen, seen[1:]))
+    assert seen[-1] == pytest.approx(0.5 * (1 - 19 * 16 / 320))  # linear to 0 at the last image
+
+
+# --- DiffAugment ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", aug.AUGMENTATIONS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_each_augmentation_changes_images_keeps_shape_and_passes_gradients(name, channels):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(8, channels, 28, 28, generator=g) * 2 - 1).requires_grad_(True)
+    y = aug.augment(x, (name,), torch.Generator().manual_seed(1))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    changed = (y - x).flatten(1).abs().amax(1) > 1e-4
+    assert changed.float().mean() >= 0.75  # (translation by 0 pixels leaves an image alone)
+    (y * torch.randn_like(y)).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # reproducible from the generator
+    again = aug.augment(x.detach(), (name,), torch.Generator().manual_seed(1))
+    assert torch.equal(again, y.detach())
+
+
+def test_translation_moves_content_by_at_most_an_eighth():
+    x = -torch.ones(32, 1, 28, 28)
+    x[:, :, 14, 14] = 1.0
+    y = aug.translation(x, torch.Generator().manual_seed(0))
+    for img in y[:, 0]:
+        ys, xs = (img == 1.0).nonzero(as_tuple=True)
+        assert len(ys) == 1  # moved, not smeared
+        assert abs(ys.item() - 14) <= 4 and abs(xs.item() - 14) <= 4
+    moved = [(img == 1.0).nonzero()[0].tolist() != [14, 14] for img in y[:, 0]]
+    assert sum(moved) > 20
+
+
+def test_cutout_zeroes_a_square_of_half_the_size():
+    x = torch.ones(512, 1, 28, 28)
+    y = aug.cutout(x, torch.Generator().manual_seed(0))
+    zeroed = (y == 0).flatten(1).sum(1)
+    assert ((zeroed > 0) & (zeroed <= 14 * 14)).all()
+    # the square's corner is uniform in [-7, 21): fully inside with probability (15/28)^2 = 0.29
+    assert 0.22 < (zeroed == 14 * 14).float().mean() < 0.36
+    assert set(y.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_color_changes_brightness_saturation_contrast_per_image():
+    x = torch.rand(16, 3, 8, 8) * 2 - 1
+    y = aug.color(x, torch.Generator().manual_seed(0))
+    shift = (y.mean(dim=(1, 2, 3)) - x.mean(dim=(1, 2, 3)))
+    assert shift.std() > 0.05  # each image its own brightness
+    assert shift.abs().max() <= 0.5 + 1e-5
+
+
+def test_unknown_augmentation_is_a_user_error():
+    with pytest.raises(UserError, match="unknown augmentation"):
+        aug.parse_policy("translation,flip")
+    assert aug.parse_policy(" translation , color ") == ("translation", "color")
+
+
+def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, monkeypatch):
+    calls, phase = [], {}
+    original_augment = step_module.augment
+    original_d, original_g = loop_module.discriminator_phase, loop_module.generator_phase
+
+    def spy_augment(x, policy, generator=None):
+        who = "real" if x is phase.get("real") else "fake" if x is phase.get("fake") else "other"
+        calls.append((phase["name"], who, tuple(policy), tuple(x.shape)))
+        out = original_augment(x, policy, generator)
+        assert not torch.equal(out, x)
+        return out
+
+    def spy_d(D, opt_D, real, fake, *a, **kw):
+        phase.update(name="D", real=real, fake=fake)
+        return original_d(D, opt_D, real, fake, *a, **kw)
+
+    def spy_g(D, opt_G, params, fake, *a, **kw):
+        phase.update(name="G", real=None, fake=fake)
+        return original_g(D, opt_G, params, fake, *a, **kw)
+
+    monkeypatch.setattr(step_module, "augment", spy_augment)
+    monkeypatch.setattr(loop_module, "discriminator_phase", spy_d)
+    monkeypatch.setattr(loop_module, "generator_phase", spy_g)
+    train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.064, augment="translation,cutout,color"), progress=False)
+    policy = ("translation", "cutout", "color")
+    assert calls == [("D", "real", policy, (16, 1, 28, 28)), ("D", "fake", policy, (16, 1, 28, 28)),
+                     ("G", "fake", policy, (16, 1, 28, 28))] * 4
+
+
+# --- --d-steps and the balance policy ------------------------------------------------------------------
+def test_d_steps_shows_three_real_batches_and_makes_three_d_updates_per_g_step(tiny_npz, tmp_path, monkeypatch):
+    d_updates = []
+    original_d = loop_module.discriminator_phase
+
+    def spy_d(*a, **kw):
+        d_updates.append(kw.get("update", True))
+        return original_d(*a, **kw)
+
+    monkeypatch.setattr(loop_module, "discriminator_phase", spy_d)
+    result = train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.288, d_steps=3), progress=False)
+    assert result.step == 6 and result.images_seen == 6 * 3 * 16
+    assert d_updates == [True] * 18
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt["state"]["batches_drawn"] == 18
+    opt_d_steps = {float(s["step"]) for s in ckpt["opt_D"]["state"].values()}
+    opt_g_steps = {float(s["step"]) for s in ckpt["opt_G"]["state"].values()}
+    assert opt_d_steps == {18.0} and opt_g_steps == {6.0}
+
+
+def test_d_steps_draws_distinct_real_batches():
+    t = tiny_trainer(d_steps=3)
+    batches = ListBatches()
+    t.train_step(batches)
+    t.train_step(batches)
+    assert batches.calls == [0, 1, 2, 3, 4, 5]
+
+
+def test_balance_policy_skips_d_while_it_wins_and_resumes_when_it_recovers():
+    low, high = BALANCE_THRESHOLDS["ns"]
+    p = BalancePolicy("ns")
+    assert p.d_updates(1) == 1
+    for step in range(40):
+        p.observe(0.01, step)
+    assert p.skipping and [e["kind"] for e in p.events] == ["balance"]
+    assert "skipping D" in p.events[0]["message"] and p.events[0]["evidence"]["threshold"] == low
+    assert [p.d_updates(2) for _ in range(3)] == [0, 0, 0]
+    for step in range(40, 80):
+        p.observe(1.0, step)
+        if not p.skipping:
+            break
+    assert not p.skipping and "resume" in p.events[-1]["message"]
+    assert p.d_updates(2) == 2
+    assert p.take_interval_counts() == {"d_skipped": 3, "d_extra": 0}
+    assert p.take_interval_counts() == {"d_skipped": 0, "d_extra": 0}
+
+
+def test_balance_policy_gives_a_weak_d_extra_steps():
+    p = BalancePolicy("hinge")
+    for step in range(30):
+        p.observe(BALANCE_THRESHOLDS["hinge"][1] + 0.5, step)
+    assert p.boosting and not p.skipping
+    assert p.d_updates(1) == 2 and p.d_updates(3) == 4
+    assert p.take_interval_counts() == {"d_skipped": 0, "d_extra": 2}
+    p.observe(float("nan"), 31)  # a non-finite loss is the guard's business, not the balance's
+    assert p.boosting
+    for step in range(32, 80):
+        p.observe(1.0, step)
+    assert not p.boosting and p.d_updates(1) == 1
+
+
+def test_balance_policy_state_round_trips():
+    p = BalancePolicy("lsgan")
+    for step in range(20):
+        p.observe(0.001, step)
+    q = BalancePolicy("lsgan")
+    q.load_state_dict(json.loads(json.dumps(p.state_dict())))
+    assert q.skipping and q.loss_ema == p.loss_ema
+
+
+def test_balance_skips_d_in_a_run_where_d_wins(tiny_npz, tmp_path):
+    """G barely learns (g_lr 1e-6), D learns fast: D's raw loss is ~0.03 by step 8, its running mean (0.9
+    smoothing, from ~1.4) crosses 0.1 near step 28, and from then on D's updates are skipped."""
+    run = tmp_path / "run"
+    train(tiny_config(tiny_npz, run, kimg=0.64, g_lr=1e-6, d_lr=5e-3, balance=True, log_every=0.064,
+                      sample_every=1, checkpoint_every=1), progress=False)
+    recs = records(run)
+    assert sum(r["balance"]["d_skipped"] for r in recs) > 0
+    balance_events = events(run, "balance")
+    assert balance_events and "skipping D" in balance_events[0]["message"]
+    assert balance_events[0]["evidence"]["loss_d"] < BALANCE_THRESHOLDS["ns"][0]
+    # while skipping, D is measured but not updated: its gradient norm is 0 over a fully skipped interval
+    assert recs[-1]["balance"]["d_skipped"] == 4 and recs[-1]["d_grad"] == 0
+    # the skipped steps still show real images (D's loss is measured on them), so kimg keeps its meaning
+    assert recs[-1]["kimg"] == 0.64
+
+
+def test_without_balance_the_same_run_never_skips(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_npz, run, kimg=0.32, g_lr=1e-6, d_lr=5e-3, log_every=0.064, sample_every=1,
+                      checkpoint_every=1), progress=False)
+    assert all("balance" not in r for r in records(run)) and not events(run, "balance")
+    assert all(r["d_grad"] > 0 for r in records(run))
+
+
+# --- the divergence guard --------------------------------------------------------------------------------
+def nan_generator_loss(monkeypatch, from_call, until_call=None):
+    original = losses.generator_loss
+    count = {"n": 0}
+
+    def patched(kind, fake):
+        count["n"] += 1
+        out = original(kind, fake)
+        if count["n"] >= from_call and (until_call is None or count["n"] < until_call):
+            out = out * float("nan")
+        return out
+
+    monkeypatch.setattr(losses, "generator_loss", patched)
+    return count
+
+
+def test_a_nan_rolls_back_halves_the_learning_rates_and_training_continues(tiny_npz, tmp_path, monkeypatch):
+    nan_generator_loss(monkeypatch, from_call=11, until_call=12)  # step 10 (0-based) only
+    run = tmp_path / "run"
+    result = train(tiny_config(tiny_npz, run, kimg=0.32, g_lr=2e-4, d_lr=4e-4, log_every=0.064, sample_every=1),
+                   progress=False)
+    assert result.step == 20 and not result.interrupted
+    div = events(run, "divergence")
+    assert len(div) == 1 and div[0]["severity"] == "error"
+    assert div[0]["evidence"]["step"] == 11 and "loss_g is nan" in div[0]["evidence"]["reason"]
+    assert "rolled back to step 8" in div[0]["message"]  # checkpoints every 4 steps
+    recs = records(run)
+    assert recs[0]["lr_g"] == 2e-4 and recs[0]["lr_d"] == 4e-4
+    assert recs[-1]["lr_g"] == 1e-4 and recs[-1]["lr_d"] == 2e-4
+    assert all(math.isfinite(r["loss_g"]) and math.isfinite(r["loss_d"]) for r in recs)
+    ckpt = load_checkpoint(result.checkpoint)
+    assert ckpt["state"]["lr_scale"] == 0.5 and ckpt["state"]["guard"]["rollbacks"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_rollback_leaves_no_duplicate_steps_in_the_metrics(tiny_npz, tmp_path, monkeypatch):
+    nan_generator_loss(monkeypatch, from_call=11, until_call=12)
+    run = tmp_path / "run"  # a record every 2 steps: step 10 is logged, then replayed after the rollback to 8
+    train(tiny_config(tiny_npz, run, kimg=0.32, sample_every=1), progress=False)
+    steps = [r["step"] for r in records(run)]
+    assert steps == sorted(set(steps))
+
+
+def test_persistent_nan_gives_up_after_three_rollbacks_with_checkpoints_intact(tiny_npz, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    count = nan_generator_loss(monkeypatch, from_call=7)
+    with pytest.raises(UserError, match=r"diverged \(loss_g is nan\) 3 times"):
+        train(tiny_config(tiny_npz, run, kimg=0.32, sample_every=1), progress=False)
+    assert count["n"] == 7 + 3  # step 6 diverges, then each of 3 rollbacks to step 4 diverges again at once
+    ckpts = list_step_checkpoints(run / "checkpoints")
+    assert [p.name for p in ckpts] == ["step-00000000.pt", "step-00000004.pt"]
+    for p in ckpts:
+        ckpt = load_checkpoint(p)  # verifies the checksum
+        assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
+
+
+def test_guard_spots_an_exploding_gradient_after_warmup():
+    g = DivergenceGuard(warmup=10)
+    for _ in range(20):
+        assert g.check({"loss_d": 1.0}, {"d_grad": 1.0}) is None
+    reason = g.check({"loss_d": 1.0}, {"d_grad": 500.0})
+    assert reason and "d_grad exploded" in reason
+    assert "inf" in DivergenceGuard().check({"loss_d": float("inf")}, {})
+
+
+def test_guard_does_not_call_a_resumed_d_an_explosion_after_skipped_updates():
+    """While the balance policy skips D, its gradient norm is 0; that must not drag the running mean to 0."""
+    g = DivergenceGuard(warmup=10)
+    for _ in range(100):
+        assert g.check({"loss_d": 1.0}, {"d_grad": 1.0, "g_grad": 1.0}) is None
+    for _ in range(2000):
+        assert g.check({"loss_d": 0.05}, {"d_grad": 0.0, "g_grad": 1.0}) is None
+    assert g.check({"loss_d": 0.3}, {"d_grad": 1.5, "g_grad": 1.0}) is None
+
+
+# --- the EMA of G ----------------------------------------------------------------------------------------
+def test_ema_update_is_a_lerp_and_buffers_are_copied():
+    torch.manual_seed(0)
+    G = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    ema = make_ema(G)
+    start = [p.clone() for p in ema.parameters()]
+    with torch.no_grad():
+        for p in G.parameters():
+            p.add_(1.0)
+    G(torch.randn(8, 3))  # moves the batch-norm statistics
+    update_ema(ema, G, 0.9)
+    for e, s, p in zip(ema.parameters(), start, G.parameters()):
+        assert torch.allclose(e, 0.9 * s + 0.1 * p, atol=1e-6)
+    for be, b in zip(ema.buffers(), G.buffers()):
+        assert torch.equal(be, b)
+    assert not any(p.requires_grad for p in ema.parameters())
+
+
+def test_trainer_ema_after_one_step_is_the_hand_lerp_and_sampling_uses_it():
+    t = tiny_trainer(ema=0.9)
+    before = [p.detach().clone() for p in t.G.parameters()]
+    assert all(torch.equal(e, b) for e, b in zip(t.G_ema.parameters(), before))
+    t.train_step(ListBatches())
+    moved = False
+    for e, b, p in zip(t.G_ema.parameters(), before, t.G.parameters()):
+        assert torch.allclose(e, 0.9 * b + 0.1 * p.detach(), atol=1e-7)
+        moved |= not torch.equal(p, b)
+    assert moved
+    assert t.sampling_generator() is t.G_ema
+    t.G_ema.eval()
+    assert torch.allclose(t.fixed_samples(), t.G_ema(t.fixed_z))
+    plain = tiny_trainer()
+    assert plain.G_ema is None and plain.sampling_generator() is plain.G
+
+
+def test_sampling_from_a_run_uses_the_ema_weights(tiny_npz, tmp_path):
+    from gansmith.generate import generate_images, load_generator
+    result = train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.128, ema=0.9), progress=False)
+    ckpt = load_checkpoint(result.checkpoint)
+    assert any(not torch.equal(ckpt["G"][k], ckpt["G_ema"][k]) for k in ckpt["G"] if ckpt["G"][k].is_floating_point())
+    G, _ = load_generator(tmp_path / "run")
+    assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in G.state_dict().items())
+    raw, _ = load_generator(tmp_path / "run", ema=False)
+    assert all(torch.equal(v, ckpt["G"][k]) for k, v in raw.state_dict().items())
+    assert (generate_images(G, 4, seed=1) != generate_images(raw, 4, seed=1)).any()
+
+
+# --- options reach the trainer: from the CLI flags, and through the API into the step ---------------------
+def test_cli_flags_reach_the_config(tiny_npz, tmp_path, run_cli):
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.032", *CLI_TINY,
+                             "--loss", "lsgan", "--sn", "--mbstd", "--r1", "0.5", "--r1-every", "4",
+                             "--label-smooth", "0.1", "--instance-noise", "0.2", "--augment", "translation,color",
+                             "--d-steps", "2", "--balance", "--auto-fix", "--ema", "0.99",
+                             "--g-lr", "1e-4", "--d-lr", "4e-4", "--gp-weight", "5")
+    assert code == 0, err
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg | dict(loss="lsgan", sn=True, mbstd=True, r1=0.5, r1_every=4, label_smooth=0.1, instance_noise=0.2,
+                      augment="translation,color", d_steps=2, balance=True, auto_fix=True, ema=0.99,
+                      g_lr=1e-4, d_lr=4e-4, gp_weight=5.0, d_norm="none") == cfg
+    ckpt = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])
+    assert ckpt["G_ema"] is not None
+    assert any("parametrizations" in k for k in ckpt["D"])  # spectral norm
+    code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / "bad", "--loss", "wgan-gp", "--balance",
+                             *CLI_TINY)
+    assert code != 0 and "--balance does not apply to wgan-gp" in err
+
+
+@pytest.mark.parametrize("kind", losses.LOSSES)
+def test_each_loss_is_the_one_training_uses(kind, monkeypatch):
+    used = []
+    original_d, original_g = losses.discriminator_loss, losses.generator_loss
+    monkeypatch.setattr(losses, "discriminator_loss", lambda k, *a, **kw: used.append(("D", k)) or original_d(k, *a, **kw))
+    monkeypatch.setattr(losses, "generator_loss", lambda k, *a, **kw: used.append(("G", k)) or original_g(k, *a, **kw))
+    t = tiny_trainer(loss=kind)
+    stats = t.train_step(ListBatches())
+    assert used == [("D", kind), ("G", kind)]
+    assert torch.isfinite(stats).all()
+
+
+def test_penalties_and_smoothing_reach_the_step(monkeypatch):
+    calls = {"r1": 0, "gp": 0, "labels": []}
+    r1, gp, dl = losses.r1_penalty, losses.gradient_penalty, losses.discriminator_loss
+    monkeypatch.setattr(losses, "r1_penalty", lambda *a: calls.__setitem__("r1", calls["r1"] + 1) or r1(*a))
+    monkeypatch.setattr(losses, "gradient_penalty", lambda *a: calls.__setitem__("gp", calls["gp"] + 1) or gp(*a))
+    monkeypatch.setattr(losses, "discriminator_loss",
+                        lambda k, r, f, real_label=1.0: calls["labels"].append(real_label) or dl(k, r, f, real_label))
+    t = tiny_trainer(r1=1.0, r1_every=2, label_smooth=0.2)
+    assert t.cfg.d_norm == "none"  # batch norm would mix the per-sample gradients
+    for _ in range(6):
+        t.train_step(ListBatches())
+    assert calls["r1"] == 3 and calls["gp"] == 0  # steps 0, 2, 4
+    assert calls["labels"] == [pytest.approx(0.8)] * 6
+    t = tiny_trainer(loss="wgan-gp")
+    for _ in range(2):
+        t.train_step(ListBatches())
+    assert calls["gp"] == 2
+
+
+def test_label_smoothing_is_refused_where_it_cannot_act(tiny_npz, tmp_path, run_cli):
+    for loss in ("hinge", "wgan-gp"):
+        code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / loss, "--loss", loss, "--label-smooth", "0.1")
+        assert code == 2 and "--label-smooth applies to the ns and lsgan losses" in err
