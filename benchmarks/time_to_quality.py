@@ -95,7 +95,7 @@ def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> lis
 
 
 def write_table(rows: list[dict], args, path: Path) -> None:
-    lines = [f"# Time to quality: classic DCGAN vs gansmith defaults", "",
+    lines = ["# Time to quality: classic DCGAN vs gansmith defaults", "",
              f"{datetime.date.today()} · {machine()}", "",
              f"Command: `python benchmarks/time_to_quality.py {' '.join(sys.argv[1:])}`", "",
              "| data | minutes | recipe | FID | KID | ratio FID gansmith / classic |", "|---|---|---|---|---|---|"]

@@ -1,6 +1,5 @@
 """The CLI as a user meets it: train, resume, sample, and one clear line for every mistake."""
 import os
-import pickle
 import signal
 import subprocess
 import sys

@@ -7,7 +7,6 @@ steps and spy on the step's functions, so each takes seconds.
 """
 import json
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch

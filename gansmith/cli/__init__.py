@@ -21,14 +21,8 @@ def cli():
 
 
 def _register_commands():
-    from . import train as _train  # noqa: F401  (each module adds its commands to `cli`)
-    import importlib
-    for name in ("metrics", "style", "report"):
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__name__}.{name}":
-                raise
+    """Each module adds its commands to `cli` when imported (imported here, late, to keep --help fast)."""
+    from . import metrics, report, style, train  # noqa: F401
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):

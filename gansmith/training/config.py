@@ -6,7 +6,7 @@ and every checkpoint store it with `asdict`, so a run can always be reproduced f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..data import SUPPORTED_RES
 from ..errors import UserError
