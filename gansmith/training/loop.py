@@ -59,6 +59,8 @@ class Trainer:
         self.G = build_generator(cfg).to(device)
         self.D = build_discriminator(cfg).to(device)
         self.G_ema = make_ema(self.G) if cfg.ema > 0 else None
+        self.G_params = list(self.G.parameters())
+        self._samples = (None, None)  # (step, fixed samples): logging and sample grids share one forward
         betas = (cfg.beta1, cfg.beta2)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=betas)
@@ -102,7 +104,7 @@ class Trainer:
                     d_fake_batch = self.G(self.latents())
             d = discriminator_phase(self.D, self.opt_D, real, d_fake_batch, opts, self.aug_rng, self.step,
                                     update=n_d > 0)
-        g = generator_phase(self.D, self.opt_G, list(self.G.parameters()), fake, opts, self.aug_rng)
+        g = generator_phase(self.D, self.opt_G, self.G_params, fake, opts, self.aug_rng)
         if self.G_ema is not None:
             update_ema(self.G_ema, self.G, cfg.ema)
         self.step += 1
@@ -204,6 +206,7 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as e:
             raise UserError(f"the checkpoint does not fit this configuration: {str(e).splitlines()[0]}") from None
         self.step, self.images_seen, self.seconds = ckpt["step"], ckpt["images_seen"], ckpt["seconds"]
+        self._samples = (None, None)
         self.rng.set_state(ckpt["rng"]["train"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         state = ckpt["state"]
@@ -221,13 +224,14 @@ class Trainer:
 
     @torch.no_grad()
     def fixed_samples(self) -> torch.Tensor:
-        """The fixed latent batch through the sampling generator, float in [-1, 1]."""
-        G = self.sampling_generator()
-        was_training = G.training
-        G.eval()
-        images = G(self.fixed_z)
-        G.train(was_training)
-        return images
+        """The fixed latent batch through the sampling generator, float in [-1, 1] (computed once per step)."""
+        if self._samples[0] != self.step:
+            G = self.sampling_generator()
+            was_training = G.training
+            G.eval()
+            self._samples = (self.step, G(self.fixed_z))
+            G.train(was_training)
+        return self._samples[1]
 
 
 def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
