@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a temporary file in the same folder, fsync, then rename.
+"""Atomic file writes (write to a temporary file in the same folder, fsync, then rename), and the cache root.
 
 A reader (or a crash) sees either the old file or the new one, never half of one.
 """
@@ -14,6 +14,11 @@ from .errors import UserError
 
 UMASK = os.umask(0)
 os.umask(UMASK)
+
+
+def cache_root() -> Path:
+    """$GANSMITH_CACHE (default ~/.cache/gansmith): decoded data sets in datasets/, real-data features in features/."""
+    return Path(os.environ.get("GANSMITH_CACHE") or Path.home() / ".cache" / "gansmith").expanduser()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

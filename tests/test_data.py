@@ -1,12 +1,16 @@
-"""gansmith.data: every DATA spec type, decoding rules, hostile input, and the UserError cases."""
+"""gansmith.data: every DATA spec type, decoding rules, hostile input, the UserError cases, and streaming."""
 import gzip
 import io
+import itertools
 import json
+import os
+import shutil
 import struct
 import time
 import tracemalloc
 import warnings
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +19,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image, ImageFile
 
 from gansmith.data import SUPPORTED_RES, DataWarning, ImageData, load_images
-from gansmith.data import load as load_module, specs
+from gansmith.data import cache as data_cache, imagedata as imagedata_module, load as load_module, specs
 from gansmith.data.decode import Undecodable, bomb_warnings_as_errors, decode_image
 from gansmith.data.load import default_res
 from gansmith.errors import UserError
@@ -368,13 +372,15 @@ def test_user_errors_have_clear_one_line_messages(bad_inputs, spec, kwargs, mess
 
 def test_in_memory_limit(monkeypatch, tmp_path):
     monkeypatch.setattr(load_module, "MAX_BYTES", 10000 * 28 * 28 - 1)
-    with pytest.raises(UserError, match=r"10000 images of 28x28 would need 0.0073 GiB, more than .* in-memory limit"):
+    with pytest.raises(UserError, match=r"10000 images of 28x28 would need 0.0073 GiB, more than .* in-memory "
+                                        r"limit; an array file .* save the images as a folder or .zip instead"):
         load_images("builtin:fashion-mnist", progress=False)
     for i in range(3):
         save(tmp_path / f"{i}.png", noise(seed=i))
     monkeypatch.setattr(load_module, "MAX_BYTES", 2 * 3 * 32 * 32)
-    with pytest.raises(UserError, match="3 images of 3x32x32"):
-        load_images(str(tmp_path), progress=False)
+    with pytest.raises(UserError, match=r"3 images of 3x32x32 .* let it stream from disk"):
+        load_images(str(tmp_path), progress=False, stream=False)
+    assert 0 < load_module.in_memory_limit() <= load_module.MAX_BYTES
 
 
 def test_image_data_api():
@@ -391,6 +397,184 @@ def test_image_data_api():
     with pytest.raises(ValueError):
         ImageData(data.x.float(), "x")
     assert SUPPORTED_RES == (28, 32, 64, 128, 256)
+
+
+# ---- streaming data sets larger than memory --------------------------------------------------------------
+
+@pytest.fixture
+def datasets_dir(tmp_path, monkeypatch):
+    """A private cache for the test; returns the folder decoded data sets go to."""
+    monkeypatch.setenv("GANSMITH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "datasets"
+
+
+@pytest.fixture
+def mixed_folder(tmp_path):
+    """20 files: 18 colour PNGs of several sizes, one gray one and a corrupt one."""
+    sizes = [(40, 50), (70, 33), (64, 64), (100, 80), (30, 45), (48, 48)]
+    for i in range(18):
+        save(tmp_path / "mixed" / f"{i:02d}.png", noise(*sizes[i % len(sizes)], seed=i))
+    save(tmp_path / "mixed" / "gray.png", noise(40, 40, c=1, seed=99)[..., 0])
+    (tmp_path / "mixed" / "bad.png").write_bytes(b"junk")
+    return tmp_path / "mixed"
+
+
+def cache_folders(datasets_dir):
+    return sorted(p.name for p in datasets_dir.iterdir() if p.is_dir()) if datasets_dir.exists() else []
+
+
+@pytest.mark.parametrize("options", [{}, {"res": 28, "channels": 1}, {"res": 64, "fit": "pad"}])
+def test_streaming_gives_the_same_data_as_memory(mixed_folder, datasets_dir, options, monkeypatch):
+    in_memory = load_quietly(mixed_folder, stream=False, **options)
+    with pytest.warns(DataWarning, match=r"skipped 1 of 20 files: bad.png \(not an image\)"):
+        streamed = load_images(str(mixed_folder), progress=False, stream=True, **options)
+    assert in_memory.cache_path is None and streamed.cache_path.parent == datasets_dir
+    assert torch.equal(streamed.x, in_memory.x)
+    assert (streamed.n, streamed.res, streamed.channels) == (in_memory.n, in_memory.res, in_memory.channels)
+    assert streamed.skipped == in_memory.skipped == [("bad.png", "not an image")]
+    assert streamed.content_hash() == in_memory.content_hash()
+    monkeypatch.setattr(imagedata_module, "HASH_CHUNK_BYTES", 5000)  # hash the memory map in several chunks
+    assert ImageData(streamed.x, "x").content_hash() == in_memory.content_hash()
+    assert streamed.summary() == {**in_memory.summary(), "cache_path": str(streamed.cache_path)}
+    assert sorted(p.name for p in streamed.cache_path.iterdir()) == ["meta.json", "pixels.u8"]
+
+
+def test_a_second_load_reuses_the_cache_and_a_changed_file_invalidates_it(mixed_folder, datasets_dir,
+                                                                          monkeypatch):
+    first = load_quietly(mixed_folder, stream=True)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(load_module, "_decode_entry", no_decoding)
+    again = load_quietly(mixed_folder, stream=True)
+    assert again.cache_path == first.cache_path and torch.equal(again.x, first.x)
+    assert again.content_hash() == first.content_hash() and again.skipped == first.skipped
+    save(mixed_folder / "05.png", noise(seed=123))
+    with pytest.raises(AssertionError, match="decoded again"):
+        load_quietly(mixed_folder, stream=True)
+    assert cache_folders(datasets_dir) == [first.cache_path.name]
+
+
+def test_an_all_gray_folder_streams_as_one_channel(tmp_path, datasets_dir):
+    for i in range(6):
+        gray = noise(36, 36, c=1, seed=i)
+        save(tmp_path / "g" / f"{i}.png", np.repeat(gray, 3, axis=-1) if i % 2 else gray[..., 0])
+    streamed, in_memory = load_quietly(tmp_path / "g", stream=True), load_quietly(tmp_path / "g", stream=False)
+    assert streamed.x.shape == (6, 1, 32, 32) and torch.equal(streamed.x, in_memory.x)
+    assert streamed.content_hash() == in_memory.content_hash()
+    assert (streamed.cache_path / "pixels.u8").stat().st_size == 6 * 32 * 32
+
+
+def test_a_streamed_default_res_comes_from_the_first_images(tmp_path, datasets_dir, monkeypatch):
+    monkeypatch.setattr(load_module, "STREAM_SAMPLE", 3)
+    for i in range(7):  # shorter sides 100, 100, 100, 30, 30, 30, 30: median of all 30, of the first three 100
+        save(tmp_path / "d" / f"{i}.png", noise(*(2 * [100 if i < 3 else 30]), seed=i))
+    assert load_quietly(tmp_path / "d", stream=False).res == 28
+    streamed = load_quietly(tmp_path / "d", stream=True)
+    assert streamed.x.shape == (7, 3, 64, 64)
+    assert torch.equal(streamed.x, load_quietly(tmp_path / "d", res=64, stream=False).x)
+
+
+def test_streaming_respects_max_images(mixed_folder, datasets_dir):
+    streamed = load_quietly(mixed_folder, max_images=5, stream=True)
+    assert streamed.n == 5 and torch.equal(streamed.x, load_quietly(mixed_folder, max_images=5, stream=False).x)
+    assert load_quietly(mixed_folder, max_images=7, stream=True).cache_path != streamed.cache_path
+
+
+def test_folders_larger_than_the_memory_limit_stream_automatically(mixed_folder, datasets_dir, monkeypatch):
+    assert load_quietly(mixed_folder).cache_path is None
+    monkeypatch.setattr(load_module, "in_memory_limit", lambda: 19 * 3 * 64 * 64 - 1)
+    streamed = load_quietly(mixed_folder)
+    assert streamed.cache_path is not None and streamed.n == 19
+    assert load_quietly(mixed_folder, res=28, channels=1).cache_path is None  # small enough at 28 px, gray
+    assert load_quietly(mixed_folder, stream=False).cache_path is None
+
+
+def test_an_interrupted_decode_leaves_no_cache_behind(mixed_folder, datasets_dir, monkeypatch):
+    calls = itertools.count()
+    decode_entry = load_module._decode_entry
+
+    def interrupted(*args, **kwargs):
+        if next(calls) == 10:
+            raise KeyboardInterrupt
+        return decode_entry(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(load_module, "_decode_entry", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            load_quietly(mixed_folder, stream=True)
+    assert cache_folders(datasets_dir) == []
+    streamed = load_quietly(mixed_folder, stream=True)
+    assert torch.equal(streamed.x, load_quietly(mixed_folder, stream=False).x)
+
+
+def test_leftovers_of_dead_decodes_are_removed(mixed_folder, datasets_dir):
+    dead_here = datasets_dir / f".a-1.tmp-999999999@{data_cache.HOST}"
+    old_elsewhere = datasets_dir / ".b-2.tmp-1@another-host"
+    running_elsewhere = datasets_dir / ".c-3.tmp-1@another-host"
+    for folder in (dead_here, old_elsewhere, running_elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "pixels.u8").write_bytes(b"partial")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for path in (old_elsewhere / "pixels.u8", old_elsewhere):
+        os.utime(path, (two_days_ago, two_days_ago))
+    load_quietly(mixed_folder, stream=True)
+    assert sorted(p.name for p in datasets_dir.glob(".*")) == [running_elsewhere.name]
+
+
+def test_not_enough_disk_space_is_a_clear_error(mixed_folder, datasets_dir, monkeypatch):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: SimpleNamespace(free=10_000))
+    with pytest.raises(UserError, match=r"not enough disk space .* needs 0.000305 GiB in .*datasets, which has "
+                                        r"9.31e-06 GiB free .*GANSMITH_CACHE") as info:
+        load_quietly(mixed_folder, stream=True)
+    assert "\n" not in str(info.value)
+    assert cache_folders(datasets_dir) == []
+
+
+def test_metrics_read_only_the_rows_they_use_of_a_streamed_set(mixed_folder, datasets_dir, monkeypatch):
+    from gansmith import metrics
+    in_memory, streamed = load_quietly(mixed_folder, stream=False), load_quietly(mixed_folder, stream=True)
+    np.testing.assert_array_equal(streamed.images([2, 0]), in_memory.numpy()[[2, 0]])
+    seen = []
+
+    def features(images, **kwargs):
+        seen.append(images)
+        return np.random.default_rng(len(images)).normal(size=(len(images), 2048)).astype(np.float32)
+
+    def whole_set():
+        raise AssertionError("the whole data set was read")
+
+    monkeypatch.setattr(metrics, "compute_features", features)
+    monkeypatch.setattr(streamed, "numpy", whole_set)
+    metrics.real_features(streamed, 6, cache=False)
+    metrics.evaluate(streamed, in_memory.numpy()[:6], ("nn",), n=6, cache=False)
+    subset = metrics.subset_indices(streamed.n, 6)
+    for images in (seen[0], seen[1]):  # the real images of real_features and of evaluate
+        np.testing.assert_array_equal(images, in_memory.numpy()[subset])
+
+
+def test_training_on_a_streamed_folder_matches_memory_and_resumes_exactly(tiny_npz, tmp_path, datasets_dir,
+                                                                          monkeypatch):
+    from gansmith.training import TrainConfig, train
+    from gansmith.training.checkpoint import load_checkpoint
+    for i, image in enumerate(np.load(tiny_npz)["x"]):
+        save(tmp_path / "squares" / f"{i:02d}.png", image)
+
+    def run(data, out, kimg, resume=False):
+        config = TrainConfig(data=str(data), out=str(tmp_path / out), kimg=kimg, width=8, z_dim=16, batch=16,
+                             report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.032)
+        return load_checkpoint(train(config, resume=resume, progress=False).checkpoint)
+
+    in_memory = run(tiny_npz, "memory", 0.064)
+    monkeypatch.setattr(load_module, "in_memory_limit", lambda: 0)  # every folder streams
+    straight = run(tmp_path / "squares", "straight", 0.064)
+    run(tmp_path / "squares", "resumed", 0.032)
+    resumed = run(tmp_path / "squares", "resumed", 0.064, resume=True)
+    assert json.loads((tmp_path / "straight" / "config.json").read_text())["data"]["cache_path"]
+    for key in ("G", "D"):
+        for other in (straight, resumed):
+            assert all(torch.equal(in_memory[key][k], other[key][k]) for k in in_memory[key]), key
 
 
 # ---- fuzzing the decoder ---------------------------------------------------------------------------------

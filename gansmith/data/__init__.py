@@ -1,7 +1,8 @@
 """Loading the user's images: `load_images(spec) -> ImageData` (the data contract in docs/contracts.md).
 
 Modules: `specs` resolves a DATA spec into files or an array, `decode` decodes one file safely and
-resizes, `arrays` reads .npz/IDX, `load` puts it together.
+resizes, `arrays` reads .npz/IDX, `load` puts it together, `cache` holds the decoded copies of data sets
+too large for memory (they stream from there).
 """
 from .imagedata import ImageData
 from .load import SUPPORTED_RES, DataWarning, load_images

@@ -19,6 +19,8 @@ IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 GZIP_MAGIC = b"\x1f\x8b"
 NPZ_EXPECTED = "uint8 array x of shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4"
+ARRAY_REMEDY = ("an array file is read into memory whole: save the images as a folder or .zip instead, "
+                "which streams from disk")
 
 
 def read_npz(path: Path, max_bytes: int) -> np.ndarray:
@@ -99,9 +101,9 @@ def _read_exactly(f, size: int, path: Path) -> bytes:
     return data
 
 
-def too_big(what: str, size: int, max_bytes: int) -> UserError:
+def too_big(what: str, size: int, max_bytes: int, remedy: str = ARRAY_REMEDY) -> UserError:
     return UserError(f"{what} would need {size / 2**30:.3g} GiB, more than the {max_bytes / 2**30:.3g} GiB in-memory "
-                     f"limit; use a smaller res or max_images (streaming from disk is not supported yet)")
+                     f"limit; {remedy}")
 
 
 def _require_images(shape: tuple[int, ...], path: Path) -> None:

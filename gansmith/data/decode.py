@@ -129,6 +129,19 @@ def fit_square(img: Image.Image, size: int, fit: str) -> Image.Image:
     return img.resize((size, size), Image.Resampling.LANCZOS, box=box, reducing_gap=3.0)
 
 
+def fit_image(a: np.ndarray, res: int, channels: int, fit: str) -> np.ndarray:
+    """uint8 H x W x C (C = 1 or 3, any size) -> uint8 channels x res x res, the layout of a loaded data set."""
+    if a.shape[:2] != (res, res):
+        a = as_array(fit_square(to_pil(a), res, fit))
+    return to_channels(a, channels).transpose(2, 0, 1)
+
+
+def as_array(img: Image.Image) -> np.ndarray:
+    """A Pillow image -> uint8 H x W x C (C = 1 for gray)."""
+    a = np.asarray(img)
+    return a[..., None] if a.ndim == 2 else a
+
+
 def to_channels(a: np.ndarray, channels: int) -> np.ndarray:
     """uint8 ... x C (C = 1 or 3) -> ... x channels: luminance (Pillow's ITU-R 601 weights) or replicated gray."""
     if a.shape[-1] == channels:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class Entry:
     """One file to decode: `name` is shown to the user, `read()` returns its bytes or raises Undecodable."""
     name: str
     read: Callable[[], bytes]
+    stamp: str = ""  # a folder's file: "size mtime", so that a changed file changes the decoded cache's key
 
 
 @dataclass
@@ -107,14 +109,23 @@ def _folder_source(folder: Path) -> Source:
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # prune hidden folders, walk in order
         prefix = Path(root).relative_to(folder).as_posix() + "/"
-        for name in sorted(files):
+        for name in sorted(f for f in files if not f.startswith(".")):
             path = os.path.join(root, name)
+            st = _stat(path)
             # Regular files only: reading a FIFO or device would hang or never end.
-            if not name.startswith(".") and os.path.isfile(path):
-                entries.append(Entry((prefix + name).removeprefix("./"), _file_reader(path)))
+            if st is not None and stat.S_ISREG(st.st_mode):
+                entries.append(Entry((prefix + name).removeprefix("./"), _file_reader(path),
+                                     f"{st.st_size} {st.st_mtime_ns}"))
     if not entries:
         raise UserError(f"{folder}: folder has no files (hidden files and folders are ignored; {EXPECTED})")
     return Source(entries=entries)
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)  # follows symbolic links, as os.path.isfile does
+    except OSError:
+        return None
 
 
 def _file_reader(path: str) -> Callable[[], bytes]:

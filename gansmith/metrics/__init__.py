@@ -63,7 +63,7 @@ def real_features(real, n: int | None = None, batch: int = FEATURE_BATCH, progre
     n = real.n if n is None else min(n, real.n)
 
     def compute():
-        return compute_features(real.numpy()[subset_indices(real.n, n)], batch=batch, progress=progress)
+        return compute_features(real.images(subset_indices(real.n, n)), batch=batch, progress=progress)
 
     if not cache:
         return compute()
@@ -100,7 +100,7 @@ def evaluate(real, fake_images: np.ndarray, metrics: str | Iterable[str] = ("fid
     if "pr" in metrics:
         result["precision"], result["recall"] = precision_recall(real_feats, fake_feats)
     if "nn" in metrics:
-        real_images = real.numpy()[subset_indices(real.n, n_real)]
+        real_images = real.images(subset_indices(real.n, n_real))
         result.update(_memorization(real_images, real_feats, fake_images, fake_feats, nearest_png))
     return result
 

@@ -7,7 +7,6 @@ unreadable or mismatched file counts as a miss and is overwritten; an unwritable
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -15,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_write_bytes
+from ..fileio import atomic_write_bytes, cache_root
 from .inception import FEATURE_DIM
 
 # Bump when the network, the preprocessing or the subset choice changes: old files then stop matching.
@@ -23,8 +22,7 @@ FEATURE_VERSION = "incv3-2015-12-05-tfbilinear-v1"
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("GANSMITH_CACHE") or Path.home() / ".cache" / "gansmith"
-    return Path(root) / "features"
+    return cache_root() / "features"
 
 
 def cache_path(content_hash: str, res: int, channels: int, n: int) -> Path:

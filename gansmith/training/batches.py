@@ -1,4 +1,7 @@
-"""Batches from an in-memory uint8 data set, as a pure function of the step number.
+"""Batches from a uint8 data set, as a pure function of the step number.
+
+The data set may be in memory or memory-mapped from disk (a streamed one): indexing it reads only the
+rows of the batch, through the page cache.
 
 With several ranks (distributed.py), each takes its slice of the same global batch.
 The index stream is the concatenation of one random permutation per epoch (seeded by seed and epoch),
