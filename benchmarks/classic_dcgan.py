@@ -3,11 +3,14 @@ time_to_quality.py. BCE loss, Adam(2e-4, beta1 0.5), batch norm in G and D, batc
 pytorch/examples architecture (transposed convolutions from a 1x1 latent) adapted to the resolution.
 
     python benchmarks/classic_dcgan.py DATA.npz --minutes 10 --out classic.pt [--snapshots 2,5]
-DATA.npz holds uint8 images x (N,H,W) or (N,H,W,C); writes G's state dict (+ one per snapshot minute).
+DATA.npz holds uint8 images x (N,H,W) or (N,H,W,C); writes G's state dict (+ one per snapshot minute)
+and OUT.json with the steps done.
 """
 import argparse
+import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -83,6 +86,7 @@ def main():
         while snapshots and time.monotonic() - start >= snapshots[0] * 60:
             torch.save(G.state_dict(), f"{a.out}.{snapshots.pop(0):g}min")
     torch.save(G.state_dict(), a.out)
+    Path(f"{a.out}.json").write_text(json.dumps({"steps": steps, "kimg": steps * 64 / 1000}))
     print(f"{steps} steps in {a.minutes} minutes")
 
 

@@ -116,7 +116,7 @@ def test_disk_full_during_training_is_one_line_and_the_run_survives(tiny_npz, tm
 
 
 @pytest.mark.parametrize("option, value", [
-    ("--res", "0"), ("--res", "100"), ("--channels", "2"), ("--z-dim", "0"), ("--width", "-8"), ("--batch", "0"),
+    ("--res", "0"), ("--res", "100"), ("--channels", "2"), ("--z-dim", "0"), ("--width", "-8"), ("--d-width", "0"), ("--batch", "0"),
     ("--g-lr", "-0.1"), ("--d-lr", "0"), ("--d-lr", "2"), ("--beta1", "1"), ("--beta2", "-0.5"), ("--ema", "1.5"),
     ("--kimg", "-1"), ("--minutes", "0"), ("--log-every", "0"), ("--sample-every", "-1"),
     ("--checkpoint-every", "0"), ("--keep", "0"), ("--seed", "-1"), ("--r1", "-1"), ("--r1-every", "0"),

@@ -22,7 +22,7 @@ from gansmith.training import augment as aug
 from gansmith.training import loop as loop_module
 from gansmith.training import step as step_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
-from gansmith.training.config import resolve
+from gansmith.training.config import resolve, shape_differences
 from gansmith.training.ema import make_ema, update_ema
 from gansmith.training.loop import Trainer
 from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
@@ -184,6 +184,17 @@ def top_singular_values(D):
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             out.append(torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item())
     return out
+
+
+def test_d_width_narrows_only_d_and_is_part_of_the_model_shape():
+    cfg = resolve(TrainConfig(width=16, d_width=4), 28, 1)
+    conv_widths = [m.out_channels for m in build_discriminator(cfg).modules() if isinstance(m, nn.Conv2d)]
+    assert conv_widths == [4, 8]  # as wide as a width-4 D: first conv d_width, then doubling
+    assert resolve(TrainConfig(width=16), 28, 1).d_width == 16
+    assert shape_differences(cfg.to_dict(), cfg.replace(d_width=8).to_dict()) == ["d_width: 4 != 8"]
+    new = resolve(TrainConfig(width=16), 28, 1).to_dict()
+    older = {k: v for k, v in new.items() if k != "d_width"}  # written before --d-width existed
+    assert shape_differences(older, new) == []
 
 
 def test_spectral_norm_bounds_every_layer_of_d():

@@ -23,6 +23,7 @@ TRAIN_OPTIONS = [
     ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
     ("--width", "width", int, "channel width of the networks (depth follows --res)"),
+    ("--d-width", "d_width", int, "channel width of D alone (default: --width)"),
     ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
     ("--batch", "batch", int, "images per step"),
     ("--g-lr", "g_lr", float, "generator learning rate"),

@@ -23,7 +23,7 @@ def build_generator(cfg) -> nn.Module:
 
 def build_discriminator(cfg) -> nn.Module:
     if cfg.arch == "progressive":
-        return progressive.ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.width)
+        return progressive.ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.d_width)
     if cfg.arch == "msg":
-        return msg.MSGDiscriminator(cfg.res, cfg.channels, cfg.width)
-    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd)
+        return msg.MSGDiscriminator(cfg.res, cfg.channels, cfg.d_width)
+    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd)

@@ -15,7 +15,7 @@ from ..models import ARCHS
 from .augment import parse_policy
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "g_norm", "d_norm", "sn", "mbstd")
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd")
 
 
 @dataclass
@@ -31,6 +31,7 @@ class TrainConfig:
     phase_kimg: float = 20.0        # progressive: kimg of each fade-in phase and each stable phase
     z_dim: int = 128
     width: int = 64
+    d_width: int | None = None      # D's channel width; None: the same as width (smaller: a weaker D)
     g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
     sn: bool = False                # spectral normalization in D
@@ -116,6 +117,7 @@ def validate(cfg: TrainConfig) -> None:
             "--balance does not apply to wgan-gp, whose critic loss has no fixed scale; use --d-steps")
     require(1 <= cfg.z_dim <= 4096, f"--z-dim must be between 1 and 4096, not {cfg.z_dim}")
     require(1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
+    require(cfg.d_width is None or 1 <= cfg.d_width <= 1024, f"--d-width must be between 1 and 1024, not {cfg.d_width}")
     require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
     for name in ("g_lr", "d_lr"):
         v = getattr(cfg, name)
@@ -144,11 +146,13 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
         d_norm = "none"
     elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
-    return cfg.replace(res=res, channels=channels, d_norm=d_norm)
+    return cfg.replace(res=res, channels=channels, d_norm=d_norm, d_width=cfg.d_width or cfg.width)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:
     """The model-shape keys on which two plain configs disagree, as 'key: a != b'."""
     default = TrainConfig().to_dict()  # a key missing from an older config had its default value
     a, b = {**default, **a}, {**default, **b}
+    for c in (a, b):  # a config from before --d-width existed had D as wide as G
+        c["d_width"] = c["d_width"] or c["width"]
     return [f"{k}: {a[k]} != {b[k]}" for k in MODEL_SHAPE_KEYS if a[k] != b[k]]
