@@ -2,8 +2,9 @@
 
     python benchmarks/arch_64px.py --minutes 10 [--n 2000] [--setups dcgan:64,dcgan:32,progressive:16,msg:16]
 
-Each setup is ARCH:WIDTH, trained by `gansmith train` with its defaults otherwise (progressive: --phase-kimg
-chosen so the full resolution fades in around the middle of the budget). Then FID and KID of n generated
+Each setup is ARCH:WIDTH, trained by `gansmith train` with its defaults otherwise (each architecture's own
+optimizer defaults; progressive: --phase-kimg chosen so the full resolution fades in around the middle of
+the budget). Finished runs are not retrained, evaluated runs not re-evaluated. Then FID and KID of n generated
 images against n real ones (standard Inception) and an 8x8 sample grid per setup, plus one side-by-side
 picture. Writes benchmarks/results/arch_64px.md. Data: colour emoji 64 px (../shared/data/twemoji-64.zip).
 The runs are sequential, so the CPU must be otherwise quiet for the wall-time budget to be fair.
@@ -63,7 +64,10 @@ def main():
             train(npz, arch, int(width), args.minutes, run_dir)
         row = {"arch": arch, "width": int(width), **train_summary(run_dir)}
         fake = generate_images(load_generator(run_dir)[0], args.n, seed=SAMPLE_SEED)
-        row.update({k: v for k, v in evaluate(data, fake, ("fid", "kid"), n=args.n).items()})
+        scores = run_dir / f"scores-n{args.n}.json"  # evaluated once per run (resumable benchmark)
+        if not scores.exists():
+            atomic_write_text(scores, json.dumps(evaluate(data, fake, ("fid", "kid"), n=args.n)))
+        row.update(json.loads(scores.read_text()))
         grid = make_grid(fake[:64])
         row["grid"] = f"arch64-{arch}-w{width}.png"
         atomic_save_image(out / row["grid"], to_pil(grid))

@@ -6,6 +6,7 @@ import torch
 from gansmith.models.progressive import ProgressiveDiscriminator, ProgressiveGenerator, schedule, stage_count
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import load_checkpoint
+from gansmith.training.config import resolve
 
 
 def test_schedule_stable_then_fade_then_stable():
@@ -83,3 +84,12 @@ def test_progressive_trains_from_the_cli_and_samples_at_full_size(tmp_path, run_
     assert code == 0, err
     from PIL import Image
     assert Image.open(sorted((tmp_path / "s").glob("*.png"))[0]).size == (32, 32)
+
+
+def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
+    prog = resolve(TrainConfig(arch="progressive"), 32, 3)
+    assert (prog.g_lr, prog.d_lr, prog.beta1, prog.beta2) == (1e-3, 1e-3, 0.0, 0.99)  # ProGAN's, for equalized lr
+    dcgan = resolve(TrainConfig(), 32, 3)
+    assert (dcgan.g_lr, dcgan.d_lr, dcgan.beta1, dcgan.beta2) == (2e-4, 2e-4, 0.5, 0.999)
+    given = resolve(TrainConfig(arch="msg", d_lr=4e-4, beta1=0.5), 32, 3)
+    assert (given.g_lr, given.d_lr, given.beta1, given.beta2) == (1e-3, 4e-4, 0.5, 0.99)

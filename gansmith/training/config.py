@@ -39,10 +39,10 @@ class TrainConfig:
     # optimization
     loss: str = "ns"
     batch: int = 64
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    g_lr: float | None = None       # None: the architecture's default (OPTIMIZER_DEFAULTS)
+    d_lr: float | None = None
+    beta1: float | None = None
+    beta2: float | None = None
     ema: float = 0.0                # decay of the moving average of G's weights; 0 = off
     # regularizers
     r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
@@ -80,6 +80,15 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+# Adam settings per architecture. DCGAN: Radford et al. 2016. progressive and msg use equalized learning
+# rates, whose N(0, 1) weights need a larger step: ProGAN's 1e-3 with betas (0, 0.99) (Karras et al. 2018).
+OPTIMIZER_DEFAULTS = {
+    "dcgan": {"g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999},
+    "progressive": {"g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99},
+    "msg": {"g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99},
+}
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -121,10 +130,10 @@ def validate(cfg: TrainConfig) -> None:
     require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
     for name in ("g_lr", "d_lr"):
         v = getattr(cfg, name)
-        require(0 < v < 1, f"--{name.replace('_', '-')} must be a learning rate between 0 and 1, not {v}")
+        require(v is None or 0 < v < 1, f"--{name.replace('_', '-')} must be a learning rate between 0 and 1, not {v}")
     for name in ("beta1", "beta2"):
         v = getattr(cfg, name)
-        require(0 <= v < 1, f"--{name} must be in [0, 1), not {v}")
+        require(v is None or 0 <= v < 1, f"--{name} must be in [0, 1), not {v}")
     require(0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1) (0 = off), not {cfg.ema}")
     require(cfg.kimg is None or cfg.kimg > 0, f"--kimg must be positive, not {cfg.kimg}")
     require(cfg.minutes is None or cfg.minutes > 0, f"--minutes must be positive, not {cfg.minutes}")
@@ -146,7 +155,8 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
         d_norm = "none"
     elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
-    return cfg.replace(res=res, channels=channels, d_norm=d_norm, d_width=cfg.d_width or cfg.width)
+    optimizer = {k: v if getattr(cfg, k) is None else getattr(cfg, k) for k, v in OPTIMIZER_DEFAULTS[cfg.arch].items()}
+    return cfg.replace(res=res, channels=channels, d_norm=d_norm, d_width=cfg.d_width or cfg.width, **optimizer)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:
