@@ -29,6 +29,7 @@ from torch import nn
 from gansmith import losses
 from gansmith.models.layers import MinibatchStdDev, maybe_spectral_norm
 from gansmith.training.ema import make_ema, update_ema
+from gansmith.training.lr import decay_factor
 from gansmith.training.policies import BalancePolicy
 
 N_EVAL = 2500
@@ -113,6 +114,7 @@ class Setup:
     ema: float = 0.0
     balance: bool = False
     d_steps: int = 1
+    lr_decay: str = "none"  # gansmith.training.lr: both learning rates fall to 0 over the run
     note: str = ""
 
 
@@ -128,6 +130,8 @@ def train_one(s: Setup, kind: str, seed: int) -> dict:
     skipped = 0
     t0 = time.time()
     for step in range(s.steps):
+        for opt, lr in ((opt_G, s.g_lr), (opt_D, s.d_lr)):
+            opt.param_groups[0]["lr"] = lr * decay_factor(s.lr_decay, step / s.steps)
         n_d = balance.d_updates(s.d_steps) if balance else s.d_steps
         skipped += n_d == 0
         for _ in range(n_d):
@@ -173,6 +177,11 @@ SETUPS = {
     "balance": replace(BASE, name="+ balance policy", balance=True),
     "hinge": replace(BASE, name="hinge loss", loss="hinge"),
     "all": replace(BASE, name="R1 + minibatch std + EMA", r1=0.1, mbstd=True, ema=0.99),
+    "all-decay": replace(BASE, name="R1 + minibatch std + EMA + cosine lr decay", r1=0.1, mbstd=True, ema=0.99,
+                         lr_decay="cosine"),
+    "decay": replace(BASE, name="+ cosine lr decay", lr_decay="cosine"),
+    "all-ema999": replace(BASE, name="R1 + minibatch std + EMA 0.999", r1=0.1, mbstd=True, ema=0.999),
+    "all-z16": replace(BASE, name="R1 + minibatch std + EMA, z 16-d", r1=0.1, mbstd=True, ema=0.99, z_dim=16),
 }
 
 

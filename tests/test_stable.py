@@ -24,6 +24,7 @@ from gansmith.training import step as step_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.config import resolve, shape_differences
 from gansmith.training.ema import make_ema, update_ema
+from gansmith.training.lr import decay_factor
 from gansmith.training.loop import Trainer
 from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
 from gansmith.training.step import StepOptions, discriminator_input, discriminator_phase
@@ -615,3 +616,41 @@ def test_label_smoothing_is_refused_where_it_cannot_act(tiny_npz, tmp_path, run_
     for loss in ("hinge", "wgan-gp"):
         code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / loss, "--loss", loss, "--label-smooth", "0.1")
         assert code == 2 and "--label-smooth applies to the ns and lsgan losses" in err
+
+
+@pytest.mark.parametrize("kind, expected", [("none", [1, 1, 1]), ("linear", [1, 0.5, 0]),
+                                            ("cosine", [1, 0.5, 0])])
+def test_lr_decay_factor(kind, expected):
+    assert [decay_factor(kind, p) for p in (0, 0.5, 1)] == pytest.approx(expected)
+
+
+def test_lr_decay_lowers_both_learning_rates_along_the_run_and_resumes_on_the_same_curve(tiny_npz, tmp_path):
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_npz, run, kimg=0.16, lr_decay="linear", g_lr=2e-4, d_lr=4e-4, log_every=0.032)
+    train(cfg, progress=False)
+    lr_g = [r["lr_g"] for r in records(run)]
+    assert lr_g == sorted(lr_g, reverse=True) and lr_g[-1] < 0.2 * 2e-4
+    ckpt = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])
+    # the last of 10 steps ran at progress 9/10
+    assert ckpt["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.1)
+    assert ckpt["opt_D"]["param_groups"][0]["lr"] == pytest.approx(4e-4 * 0.1)
+    # interrupted after 4 steps (as by Ctrl-C), then resumed: the same curve, so the same weights
+    calls = []
+
+    class StopAfterFourSteps(loop_module.GracefulStop):
+        @property
+        def requested(self):
+            calls.append(1)
+            return len(calls) > 4
+
+        @requested.setter
+        def requested(self, value):
+            pass
+
+    interrupted = tmp_path / "interrupted"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(loop_module, "GracefulStop", StopAfterFourSteps)
+        assert train(cfg.replace(out=str(interrupted)), progress=False).step == 4
+    train(cfg.replace(out=str(interrupted)), resume=True, progress=False)
+    last = load_checkpoint(list_step_checkpoints(interrupted / "checkpoints")[-1])
+    assert all(torch.equal(last["G"][k], ckpt["G"][k]) for k in ckpt["G"])

@@ -10,6 +10,7 @@ from ..errors import UserError
 from ..fileio import atomic_save_image
 from ..images import make_grid, to_pil
 from ..training.config import TrainConfig
+from ..training.lr import LR_DECAYS
 from . import cli
 
 # (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
@@ -30,6 +31,7 @@ TRAIN_OPTIONS = [
     ("--d-lr", "d_lr", float, "discriminator learning rate (default: as --g-lr)"),
     ("--beta1", "beta1", float, "Adam beta1 (default: 0.5 for dcgan, 0 for progressive/msg)"),
     ("--beta2", "beta2", float, "Adam beta2 (default: 0.999 for dcgan, 0.99 for progressive/msg)"),
+    ("--lr-decay", "lr_decay", click.Choice(LR_DECAYS), "none, linear or cosine: both learning rates fall to 0 by the end of the run"),
     ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling (0 = off)"),
     ("--g-norm", "g_norm", click.Choice(["bn", "pixel"]), "G's normalization: batch norm or per-sample pixel norm"),
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),

@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..losses import LOSSES
 from ..models import ARCHS
 from .augment import parse_policy
+from .lr import LR_DECAYS
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
 MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd")
@@ -44,6 +45,7 @@ class TrainConfig:
     beta1: float | None = None
     beta2: float | None = None
     ema: float = 0.0                # decay of the moving average of G's weights; 0 = off
+    lr_decay: str = "none"          # none, linear or cosine: both learning rates fall to 0 by the end of the run
     # regularizers
     r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
     r1_every: int = 16              # lazy regularization: apply R1 every this many steps
@@ -135,6 +137,7 @@ def validate(cfg: TrainConfig) -> None:
         v = getattr(cfg, name)
         require(v is None or 0 <= v < 1, f"--{name} must be in [0, 1), not {v}")
     require(0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1) (0 = off), not {cfg.ema}")
+    require(cfg.lr_decay in LR_DECAYS, f"--lr-decay must be one of {', '.join(LR_DECAYS)}, not {cfg.lr_decay!r}")
     require(cfg.kimg is None or cfg.kimg > 0, f"--kimg must be positive, not {cfg.kimg}")
     require(cfg.minutes is None or cfg.minutes > 0, f"--minutes must be positive, not {cfg.minutes}")
     for name in ("log_every", "sample_every", "checkpoint_every"):

@@ -26,6 +26,7 @@ from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpo
                          save_checkpoint, step_path)
 from .config import TrainConfig, resolve, shape_differences, validate
 from .ema import make_ema, update_ema
+from .lr import decay_factor
 from .policies import BalancePolicy, DivergenceGuard, event
 from .run import ReadOnlyRun, RunFolder, crossed, log
 from .signals import GracefulStop
@@ -87,6 +88,8 @@ class Trainer:
         """D phase(s) then G phase; returns the step's numbers in STAT_NAMES order."""
         cfg, opts = self.cfg, self.opts
         opts.noise_std = cfg.instance_noise * max(0.0, 1.0 - self.progress)
+        if cfg.lr_decay != "none":
+            self.apply_learning_rates()
         self.apply_growth()
         n_d = self.balance.d_updates(cfg.d_steps) if self.balance else cfg.d_steps
         # a function of (seed, step, rank): resumable with any number of ranks, nothing to save
@@ -167,10 +170,12 @@ class Trainer:
                                  {"step": step, "reason": reason, "lr_scale": lr_scale}, "lower the learning rates"))
 
     def apply_learning_rates(self) -> None:
-        """Set the optimizers from the config (times the divergence scale), so a resumed run can change them."""
+        """Set the optimizers from the config (times the divergence scale and the decay), so a resumed run can
+        change them."""
+        scale = self.lr_scale * decay_factor(self.cfg.lr_decay, self.progress)
         for opt, lr in ((self.opt_G, self.cfg.g_lr), (self.opt_D, self.cfg.d_lr)):
             for group in opt.param_groups:
-                group["lr"], group["betas"] = lr * self.lr_scale, (self.cfg.beta1, self.cfg.beta2)
+                group["lr"], group["betas"] = lr * scale, (self.cfg.beta1, self.cfg.beta2)
 
     def apply_fix(self, changes: dict) -> None:
         """Apply a doctor's remedy: new option values that do not change the networks' shapes."""
