@@ -43,8 +43,7 @@ SETUPS = {
     "small D + minibatch std": SMALL_D + ["--mbstd"],
     "small D + EMA 0.999": SMALL_D + ["--ema", "0.999"],
     "small D + DiffAugment": SMALL_D + ["--augment", "translation,cutout"],
-    "small D + balance policy": SMALL_D + ["--balance"],
-    "small D + all four": SMALL_D + ["--mbstd", "--ema", "0.999", "--augment", "translation,cutout", "--balance"],
+    "small D + all three": SMALL_D + ["--mbstd", "--ema", "0.999", "--augment", "translation,cutout"],
 }
 
 
