@@ -93,3 +93,12 @@ def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
     assert (dcgan.g_lr, dcgan.d_lr, dcgan.beta1, dcgan.beta2) == (2e-4, 2e-4, 0.5, 0.999)
     given = resolve(TrainConfig(arch="msg", d_lr=4e-4, beta1=0.5), 32, 3)
     assert (given.g_lr, given.d_lr, given.beta1, given.beta2) == (1e-3, 4e-4, 0.5, 0.99)
+
+
+@pytest.mark.parametrize("res, channels, options, arch, width", [
+    (64, 3, {}, "progressive", 16), (128, 3, {}, "progressive", 16), (64, 1, {}, "dcgan", 64),
+    (32, 3, {}, "dcgan", 64), (64, 3, {"sn": True}, "dcgan", 64), (64, 3, {"arch": "msg"}, "msg", 16),
+    (64, 3, {"arch": "dcgan", "width": 32}, "dcgan", 32), (64, 3, {"width": 8}, "progressive", 8)])
+def test_auto_architecture_and_width(res, channels, options, arch, width):
+    cfg = resolve(TrainConfig(**options), res, channels)
+    assert (cfg.arch, cfg.width, cfg.d_width) == (arch, width, width)

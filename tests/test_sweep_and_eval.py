@@ -42,8 +42,10 @@ def test_sweep_ranks_trials_by_kid_and_does_not_rerun_finished_ones(tiny_npz, tm
 
 
 def test_grid_parsing():
-    assert parse_grid("g_lr=1e-4,2e-4 loss=ns,hinge sn=true,false d-steps=1,2") == {
-        "g_lr": [1e-4, 2e-4], "loss": ["ns", "hinge"], "sn": [True, False], "d_steps": [1, 2]}
+    assert parse_grid("g_lr=1e-4,2e-4 loss=ns,hinge sn=true,false d-steps=1,2 d_width=16 res=32") == {
+        "g_lr": [1e-4, 2e-4], "loss": ["ns", "hinge"], "sn": [True, False], "d_steps": [1, 2], "d_width": [16],
+        "res": [32]}
+    assert all(type(v[0]) is int for k, v in parse_grid("d_width=16 res=32 width=8").items())  # not 16.0
     for bad in ("", "g_lr", "nonsense=1", "out=x", "g_lr=fast", "sn=maybe"):
         with pytest.raises(UserError):
             parse_grid(bad)

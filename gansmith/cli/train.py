@@ -19,11 +19,13 @@ TRAIN_OPTIONS = [
     ("--res", "res", int, "image size in pixels: 28, 32, 64, 128 or 256 (default: from the data)"),
     ("--channels", "channels", int, "1 (grayscale) or 3 (colour) (default: from the data)"),
     ("--fit", "fit", click.Choice(["crop", "pad"]), "make non-square images square by center crop or white padding"),
-    ("--arch", "arch", click.Choice(["dcgan", "progressive", "msg"]),
-     "network architecture: dcgan, progressive (ProGAN growing) or msg (MSG-GAN multi-scale)"),
+    ("--arch", "arch", click.Choice(["auto", "dcgan", "progressive", "msg"]),
+     "network architecture: dcgan, progressive (ProGAN growing), msg (MSG-GAN multi-scale), or auto "
+     "(progressive for colour images above 32 px, else dcgan)"),
     ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
-    ("--width", "width", int, "channel width of the networks (depth follows --res)"),
+    ("--width", "width", int, "channel width of the networks, depth follows --res (default: 64 for dcgan, 16 for "
+     "progressive/msg)"),
     ("--d-width", "d_width", int, "channel width of D alone (default: --width)"),
     ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
     ("--batch", "batch", int, "images per step"),

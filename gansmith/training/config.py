@@ -28,10 +28,10 @@ class TrainConfig:
     channels: int | None = None     # None: 1 if all images are grayscale, else 3
     fit: str = "crop"
     # networks
-    arch: str = "dcgan"             # dcgan, progressive (grows from 4x4, fading in blocks) or msg (multi-scale)
-    phase_kimg: float = 20.0        # progressive: kimg of each fade-in phase and each stable phase
+    arch: str = "auto"              # dcgan, progressive (grows from 4x4, fading in blocks), msg (multi-scale) or auto
+    phase_kimg: float = 4.0         # progressive: kimg of each fade-in phase and each stable phase
     z_dim: int = 128
-    width: int = 64
+    width: int | None = None        # None: the architecture's default (DEFAULT_WIDTH)
     d_width: int | None = None      # D's channel width; None: the same as width (smaller: a weaker D)
     g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
@@ -84,6 +84,12 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+# --arch auto: measured on 64 px colour emoji, same CPU time each (benchmarks/results/arch_64px.md).
+AUTO_ARCH_ABOVE_32PX_COLOUR = "progressive"
+# Narrow enough to train usefully on a laptop CPU: progressive and msg at width 16 cost per image about
+# what DCGAN does at 64 (their 3x3 convolutions run at every scale).
+DEFAULT_WIDTH = {"dcgan": 64, "progressive": 16, "msg": 16}
+
 # Adam settings per architecture. DCGAN: Radford et al. 2016. progressive and msg use equalized learning
 # rates, whose N(0, 1) weights need a larger step: ProGAN's 1e-3 with betas (0, 0.99) (Karras et al. 2018).
 OPTIMIZER_DEFAULTS = {
@@ -103,10 +109,10 @@ def validate(cfg: TrainConfig) -> None:
             f"--res {cfg.res} is not supported; choose one of {', '.join(map(str, SUPPORTED_RES))}")
     require(cfg.channels in (None, 1, 3), f"--channels must be 1 or 3, not {cfg.channels}")
     require(cfg.fit in ("crop", "pad"), f"--fit must be crop or pad, not {cfg.fit!r}")
-    require(cfg.arch in ARCHS, f"--arch must be one of {', '.join(ARCHS)}, not {cfg.arch!r}")
+    require(cfg.arch in ARCHS + ("auto",), f"--arch must be one of auto, {', '.join(ARCHS)}, not {cfg.arch!r}")
     require(cfg.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, not {cfg.loss!r}")
     require(cfg.phase_kimg > 0, f"--phase-kimg must be positive, not {cfg.phase_kimg}")
-    require(not (cfg.arch != "dcgan" and (cfg.sn or cfg.d_norm == "bn" or cfg.g_norm != "bn" or cfg.mbstd)),
+    require(cfg.arch in ("dcgan", "auto") or not uses_dcgan_only_options(cfg),
             f"--arch {cfg.arch} has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
             "drop --sn/--mbstd/--g-norm/--d-norm")
     require(not (cfg.arch == "msg" and "color" in cfg.augment),
@@ -127,7 +133,7 @@ def validate(cfg: TrainConfig) -> None:
     require(not (cfg.balance and cfg.loss == "wgan-gp"),
             "--balance does not apply to wgan-gp, whose critic loss has no fixed scale; use --d-steps")
     require(1 <= cfg.z_dim <= 4096, f"--z-dim must be between 1 and 4096, not {cfg.z_dim}")
-    require(1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
+    require(cfg.width is None or 1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
     require(cfg.d_width is None or 1 <= cfg.d_width <= 1024, f"--d-width must be between 1 and 1024, not {cfg.d_width}")
     require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
     for name in ("g_lr", "d_lr"):
@@ -151,15 +157,30 @@ def validate(cfg: TrainConfig) -> None:
             f"--device must be auto, cpu, cuda[:N] or mps, not {cfg.device!r}")
 
 
+def uses_dcgan_only_options(cfg: TrainConfig) -> bool:
+    return cfg.sn or cfg.mbstd or cfg.g_norm != "bn" or cfg.d_norm == "bn"
+
+
+def auto_arch(cfg: TrainConfig, res: int, channels: int) -> str:
+    """--arch auto: progressive growing for colour images above 32 px, DCGAN for small or gray images or when
+    DCGAN-only options are given."""
+    if res > 32 and channels == 3 and not uses_dcgan_only_options(cfg):
+        return AUTO_ARCH_ABOVE_32PX_COLOUR
+    return "dcgan"
+
+
 def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
     """Fill in what the data and the other options decide."""
+    arch = auto_arch(cfg, res, channels) if cfg.arch == "auto" else cfg.arch
     d_norm = cfg.d_norm
-    if cfg.arch != "dcgan":
+    if arch != "dcgan":
         d_norm = "none"
     elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
-    optimizer = {k: v if getattr(cfg, k) is None else getattr(cfg, k) for k, v in OPTIMIZER_DEFAULTS[cfg.arch].items()}
-    return cfg.replace(res=res, channels=channels, d_norm=d_norm, d_width=cfg.d_width or cfg.width, **optimizer)
+    width = cfg.width or DEFAULT_WIDTH[arch]
+    optimizer = {k: v if getattr(cfg, k) is None else getattr(cfg, k) for k, v in OPTIMIZER_DEFAULTS[arch].items()}
+    return cfg.replace(arch=arch, res=res, channels=channels, d_norm=d_norm, width=width,
+                       d_width=cfg.d_width or width, **optimizer)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:

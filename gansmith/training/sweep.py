@@ -23,7 +23,6 @@ from .run import log
 def parse_grid(text: str) -> dict[str, list]:
     """'g_lr=1e-4,2e-4 loss=ns,hinge' -> {'g_lr': [1e-4, 2e-4], 'loss': ['ns', 'hinge']}, typed per option."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    defaults = TrainConfig()
     grid = {}
     for token in text.split():
         key, sep, values = token.partition("=")
@@ -32,23 +31,21 @@ def parse_grid(text: str) -> dict[str, list]:
             raise UserError(f"--grid: {token!r} is not of the form option=value1,value2")
         if key not in fields or key in ("data", "out"):
             raise UserError(f"--grid: {key!r} is not a training option")
-        grid[key] = [convert(key, v, getattr(defaults, key)) for v in values.split(",")]
+        grid[key] = [convert(key, v, fields[key].type) for v in values.split(",")]
     if not grid:
         raise UserError("--grid is empty; e.g. --grid \"g_lr=1e-4,2e-4 loss=ns,hinge\"")
     return grid
 
 
-def convert(key: str, text: str, default):
+def convert(key: str, text: str, annotation: str):
+    """A grid value typed by its TrainConfig field's annotation, e.g. 'int | None' -> int."""
+    kind = annotation.split("|")[0].strip()
     try:
-        if isinstance(default, bool):
+        if kind == "bool":
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError
             return text.lower() in ("true", "1", "yes")
-        if isinstance(default, int):
-            return int(text)
-        if isinstance(default, float) or default is None:
-            return float(text)
-        return text
+        return {"int": int, "float": float}.get(kind, str)(text)
     except ValueError:
         raise UserError(f"--grid: {key}={text} is not a valid value") from None
 
