@@ -1,0 +1,192 @@
+"""How close gansmith trains to the machine's limit, measured in one run (ratios survive a noisy machine).
+
+    python benchmarks/throughput.py [--res 28,64] [--scaling] [--leak-steps 1000,10000]
+
+1. The machine's achievable fp32 FLOP/s: the best of several large square matmuls.
+2. For each resolution, gansmith's DCGAN at its defaults (built by gansmith.models from TrainConfig(arch="dcgan")):
+   - the bare step: exactly the trainer's D phase + G phase (gansmith.training.step) on a fixed batch,
+     timed after warm-up; FLOPs per step counted with torch.utils.flop_counter -> achieved FLOP/s and its
+     share of the matmul figure;
+   - the full loop: `gansmith.training.train` (data, EMA, doctor, logging, sample grids, checkpoints)
+     for --loop-seconds, images/s between the first and the last log interval -> share of the bare step.
+3. --scaling: bare-step time vs resolution (28, 64, 128, 256) and vs batch size (16, 64, 256) at 64 px.
+4. Memory: peak RSS of the full loop (each run in its own process); leaks: peak RSS of a narrow, fast
+   training run (28 px, width 16, batch 64) after 1,000 and after 10,000 steps must not grow.
+Writes benchmarks/results/throughput.md (and scaling.png with --scaling).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from time_to_quality import machine  # noqa: E402
+
+from gansmith.fileio import atomic_write_text  # noqa: E402
+from gansmith.models import build_discriminator, build_generator  # noqa: E402
+from gansmith.training import TrainConfig  # noqa: E402
+from gansmith.training.config import resolve  # noqa: E402
+from gansmith.training.step import StepOptions, discriminator_phase, generator_phase  # noqa: E402
+
+
+def matmul_flops(n: int = 4096, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n ** 3 / best
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class BareStep:
+    """The trainer's two phases on a fixed real batch, nothing else."""
+
+    def __init__(self, res: int, channels: int, batch: int, **options):
+        cfg = resolve(TrainConfig(arch="dcgan", batch=batch, **options), res, channels)
+        torch.manual_seed(0)
+        self.G, self.D = build_generator(cfg), build_discriminator(cfg)
+        self.G_params = list(self.G.parameters())
+        self.opt_G = torch.optim.Adam(self.G.parameters(), cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_D = torch.optim.Adam(self.D.parameters(), cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
+        self.opts, self.rng = StepOptions(loss=cfg.loss), torch.Generator().manual_seed(0)
+        self.real = torch.rand(batch, channels, res, res) * 2 - 1
+        self.batch, self.z_dim = batch, cfg.z_dim
+
+    def __call__(self):
+        fake = self.G(torch.randn(self.batch, self.z_dim))
+        discriminator_phase(self.D, self.opt_D, self.real, fake.detach(), self.opts, self.rng, 1)
+        generator_phase(self.D, self.opt_G, self.G_params, fake, self.opts, self.rng)
+
+    def flops(self) -> int:
+        with FlopCounterMode(display=False) as counter:
+            self()
+        return counter.get_total_flops()
+
+    def seconds(self, steps: int = 10) -> float:
+        """Median seconds per step after two warm-up steps."""
+        for _ in range(2):
+            self()
+        return float(np.median([_timed(self) for _ in range(steps)]))
+
+
+# `gansmith train` in a child process that reports its own peak RSS
+CHILD = """
+import resource, runpy, sys
+sys.argv = ["gansmith", "train", *sys.argv[1:]]
+try:
+    runpy.run_module("gansmith", run_name="__main__")
+finally:
+    print("peak_rss_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def train_child(data: Path, out: Path, *options) -> tuple[list[dict], float]:
+    """Run `gansmith train DATA --out OUT OPTIONS` in a fresh process -> (metrics lines, peak RSS MB)."""
+    done = subprocess.run([sys.executable, "-c", CHILD, str(data), "--out", str(out), "--no-report", "--quiet",
+                           *map(str, options)], capture_output=True, text=True, check=True)
+    peak = float(done.stdout.split("peak_rss_mb")[-1])
+    return [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()], peak
+
+
+def random_data(work: Path, res: int, channels: int) -> Path:
+    data = work / f"random-{res}-{channels}.npz"
+    if not data.exists():
+        rng = np.random.default_rng(0)
+        np.savez(data, x=rng.integers(0, 256, (2000, res, res, channels), dtype=np.uint8))
+    return data
+
+
+def loop_run(res: int, channels: int, seconds: float, work: Path) -> tuple[float, float]:
+    """(images/s of the whole training loop, between its first and last log lines; peak RSS MB)."""
+    lines, peak = train_child(random_data(work, res, channels), work / f"loop-{res}", "--arch", "dcgan",
+                              "--minutes", seconds / 60, "--log-every", 0.256)
+    first, last = lines[0], lines[-1]
+    return (last["kimg"] - first["kimg"]) * 1000 / (last["seconds"] - first["seconds"]), peak
+
+
+def leak_check(work: Path, steps: list[int]) -> list[str]:
+    lines = ["## Memory over training length (28 px, width 16, batch 64, each run in a fresh process)", "",
+             "| steps | peak RSS MB |", "|---|---|"]
+    for n in steps:
+        _, peak = train_child(random_data(work, 28, 1), work / f"leak-{n}", "--width", 16, "--kimg", n * 64 / 1000,
+                              "--checkpoint-every", 64)
+        lines.append(f"| {n} | {peak:.0f} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--res", default="28,64")
+    p.add_argument("--loop-seconds", type=float, default=60)
+    p.add_argument("--scaling", action="store_true")
+    p.add_argument("--leak-steps", default="1000,10000", help="comma-separated step counts ('' to skip)")
+    p.add_argument("--out", default=str(HERE / "results"))
+    args = p.parse_args()
+    out = Path(args.out)
+    peak = matmul_flops()
+    lines = ["# Throughput: how close to the machine's limit", "", f"{datetime.date.today()} · {machine()}", "",
+             f"Command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
+             f"Achievable fp32 matmul (4096², best of 5): **{peak / 1e9:.0f} GFLOP/s**.", "",
+             "| res | channels | batch | GFLOP / step | bare step s | bare GFLOP/s | share of matmul | bare img/s | "
+             "full loop img/s | loop / bare | loop peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as work:
+        for res in map(int, args.res.split(",")):
+            channels = 1 if res == 28 else 3
+            step = BareStep(res, channels, 64)
+            flops, seconds = step.flops(), step.seconds()
+            loop, rss = loop_run(res, channels, args.loop_seconds, Path(work))
+            bare = 64 / seconds
+            lines.append(f"| {res} | {channels} | 64 | {flops / 1e9:.2f} | {seconds:.3f} | {flops / seconds / 1e9:.0f} | "
+                         f"{flops / seconds / peak:.0%} | {bare:.0f} | {loop:.0f} | {loop / bare:.0%} | {rss:.0f} |")
+            print(lines[-1], flush=True)
+        if args.leak_steps:
+            lines += ["", *leak_check(Path(work), [int(n) for n in args.leak_steps.split(",")])]
+    if args.scaling:
+        lines += ["", *scaling_table(peak, out)]
+    atomic_write_text(out / "throughput.md", "\n".join(lines) + "\n")
+
+
+def scaling_table(peak: float, out: Path) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lines = ["## Scaling (bare step, default width 64)", "",
+             "| res | batch | GFLOP / step | s / step | img/s | share of matmul |", "|---|---|---|---|---|---|"]
+    by_res, by_batch = [], []
+    for res, batch in [(28, 64), (64, 64), (128, 64), (256, 64), (64, 16), (64, 256)]:
+        step = BareStep(res, 3, batch)
+        flops, seconds = step.flops(), step.seconds(steps=3 if res >= 128 else 10)
+        (by_res if batch == 64 else by_batch).append((res, batch, seconds))
+        lines.append(f"| {res} | {batch} | {flops / 1e9:.1f} | {seconds:.3f} | {batch / seconds:.0f} | "
+                     f"{flops / seconds / peak:.0%} |")
+        print(lines[-1], flush=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
+    a.loglog([r for r, _, _ in by_res], [s for *_, s in by_res], "o-")
+    a.set(xlabel="resolution (px)", ylabel="seconds per step (batch 64)", title="step time vs resolution")
+    batches = sorted([(bt, s) for _, bt, s in by_batch] + [(64, s) for r, _, s in by_res if r == 64])
+    b.loglog([bt for bt, _ in batches], [s for _, s in batches], "o-")
+    b.set(xlabel="batch size", ylabel="seconds per step (64 px)", title="step time vs batch")
+    fig.tight_layout()
+    fig.savefig(out / "scaling.png", dpi=110)
+    return lines + ["", "![scaling](scaling.png)"]
+
+
+if __name__ == "__main__":
+    main()
