@@ -165,30 +165,43 @@ def main():
 
 
 def scaling_table(peak: float, out: Path) -> list[str]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     lines = ["## Scaling (bare DCGAN step, default width 64, 3 channels)", "",
              "| res | batch | GFLOP / step | s / step | img/s | share of matmul |", "|---|---|---|---|---|---|"]
-    by_res, by_batch = [], []
+    timings = []
     for res, batch in [(28, 64), (64, 64), (128, 64), (256, 64), (64, 16), (64, 256)]:
         step = BareStep(res, 3, batch)
         big = res >= 128  # seconds to minutes per step: fewer repeats (the FLOP count already ran one step)
         flops, seconds = step.flops(), step.seconds(steps=2 if big else 10, warmup=1 if big else 2)
-        (by_res if batch == 64 else by_batch).append((res, batch, seconds))
+        timings.append((res, batch, seconds))
         lines.append(f"| {res} | {batch} | {flops / 1e9:.1f} | {seconds:.3f} | {batch / seconds:.0f} | "
                      f"{flops / seconds / peak:.0%} |")
         print(lines[-1], flush=True)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a.loglog([r for r, _, _ in by_res], [s for *_, s in by_res], "o-")
-    a.set(xlabel="resolution (px)", ylabel="seconds per step (batch 64)", title="step time vs resolution")
-    batches = sorted([(bt, s) for _, bt, s in by_batch] + [(64, s) for r, _, s in by_res if r == 64])
-    b.loglog([bt for bt, _ in batches], [s for _, s in batches], "o-")
-    b.set(xlabel="batch size", ylabel="seconds per step (64 px)", title="step time vs batch")
-    fig.tight_layout()
-    fig.savefig(out / "scaling.png", dpi=110)
+    plot_scaling(timings, out / "scaling.png")
     return lines + ["", "![scaling](scaling.png)"]
+
+
+def plot_scaling(timings: list[tuple[int, int, float]], path: Path) -> None:
+    """Step time vs resolution (batch 64) and vs batch (64 px), log-log, ticks at the measured values."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    by_res = sorted((r, s) for r, bt, s in timings if bt == 64)
+    by_batch = sorted((bt, s) for r, bt, s in timings if r == 64)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for ax, points, xlabel, ylabel, title in (
+            (axes[0], by_res, "resolution (px)", "seconds per step (batch 64)", "step time vs resolution"),
+            (axes[1], by_batch, "batch size", "seconds per step (64 px)", "step time vs batch")):
+        ax.loglog([x for x, _ in points], [y for _, y in points], "o-")
+        ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+        ax.set_xticks([x for x, _ in points])
+        ax.set_yticks([y for _, y in points])
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FormatStrFormatter("%.3g"))
+            axis.set_minor_formatter(NullFormatter())
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ For each data set: the classic recipe (benchmarks/classic_dcgan.py, snapshots at
 gansmith (one run continued with --resume up to each budget: resume is exact, so this equals one
 uninterrupted run) train for the same training wall time; then FID and KID of n generated images
 against n real ones (standard Inception, TF-protocol preprocessing). Writes
-benchmarks/results/time_to_quality.md and the sample grids next to it.
+benchmarks/results/time_to_quality.md, the sample grids next to it and, per data set, the two grids of the
+longest budget side by side (classic | gansmith). Finished data sets are not rerun (rows cached in --work).
 Data: Fashion-MNIST 60k train split (apt-get install dataset-fashion-mnist), colour emoji 64 px
 (../shared/data/twemoji-64.zip).
 """
@@ -24,6 +25,8 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import classic_dcgan  # noqa: E402
+from arch_64px import side_by_side  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from gansmith.data import load_images  # noqa: E402
 from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
@@ -66,6 +69,9 @@ def run(cmd):
 
 
 def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> list[dict]:
+    done_rows = work / f"{name}-rows-n{n}.json"  # a finished data set is not rerun
+    if done_rows.exists():
+        return json.loads(done_rows.read_text())
     data, npz = prepare(name, work)
     rows = []
     classic = work / f"{name}-classic.pt"
@@ -91,6 +97,7 @@ def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> lis
             rows.append({"data": name, "minutes": b, "recipe": recipe, "fid": m["fid"], "kid": m["kid"],
                          "kid_std": m["kid_std"], "n": n, "grid": grid.name})
             print(json.dumps(rows[-1]), flush=True)
+    atomic_write_text(done_rows, json.dumps(rows))
     return rows
 
 
@@ -122,8 +129,13 @@ def main():
     budgets = sorted({float(b) for b in args.budgets.split(",") if b} or {2.0, 5.0, args.minutes})
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
-    rows = [r for name in args.datasets.split(",") for r in bench(name, budgets, args.n, work, out)]
-    write_table(rows, args, out / "time_to_quality.md")
+    rows = []
+    for name in args.datasets.split(","):
+        rows += bench(name, budgets, args.n, work, out)
+        write_table(rows, args, out / "time_to_quality.md")
+        last = [r for r in rows if r["data"] == name and r["minutes"] == budgets[-1]]  # classic | gansmith
+        grids = [np.asarray(Image.open(out / r["grid"]).convert("RGB")) for r in last]
+        atomic_save_image(out / f"ttq-{name}-side-by-side.png", to_pil(side_by_side(grids)))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from gansmith.training import loop as loop_module
 from gansmith.training import step as step_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.config import resolve, shape_differences
-from gansmith.training.ema import make_ema, update_ema
+from gansmith.training.ema import ema_decay, make_ema, update_ema
 from gansmith.training.lr import decay_factor
 from gansmith.training.loop import Trainer
 from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
@@ -531,6 +531,13 @@ def test_ema_update_is_a_lerp_and_buffers_are_copied():
     assert not any(p.requires_grad for p in ema.parameters())
 
 
+def test_ema_decay_warms_up_then_stays_at_the_given_value():
+    assert ema_decay(0.999, 0) == 0.1              # the first average is mostly the trained weights
+    assert ema_decay(0.999, 90) == 91 / 100
+    assert ema_decay(0.999, 10_000) == 0.999
+    assert ema_decay(0.5, 0) == 0.1 and ema_decay(0.5, 20) == 0.5
+
+
 def test_trainer_ema_after_one_step_is_the_hand_lerp_and_sampling_uses_it():
     t = tiny_trainer(ema=0.9)
     before = [p.detach().clone() for p in t.G.parameters()]
@@ -538,13 +545,13 @@ def test_trainer_ema_after_one_step_is_the_hand_lerp_and_sampling_uses_it():
     t.train_step(ListBatches())
     moved = False
     for e, b, p in zip(t.G_ema.parameters(), before, t.G.parameters()):
-        assert torch.allclose(e, 0.9 * b + 0.1 * p.detach(), atol=1e-7)
+        assert torch.allclose(e, 0.1 * b + 0.9 * p.detach(), atol=1e-7)  # step 0: warm-up decay 0.1
         moved |= not torch.equal(p, b)
     assert moved
     assert t.sampling_generator() is t.G_ema
     t.G_ema.eval()
     assert torch.allclose(t.fixed_samples(), t.G_ema(t.fixed_z))
-    plain = tiny_trainer()
+    plain = tiny_trainer(ema=0.0)
     assert plain.G_ema is None and plain.sampling_generator() is plain.G
 
 

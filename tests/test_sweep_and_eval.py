@@ -1,5 +1,7 @@
 """FID/KID during training (best.pt), the sweep command, and the doctor command."""
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,29 @@ def test_sweep_ranks_trials_by_kid_and_does_not_rerun_finished_ones(tiny_npz, tm
     assert [t["params"] for t in again] == [t["params"] for t in results]
 
 
+def test_an_interrupted_sweep_stops_and_restarts_the_unfinished_trial_from_scratch(tiny_npz, tmp_path, monkeypatch):
+    import gansmith.training.loop as loop
+    real_train = loop.train
+
+    def stopped_in_second_trial(cfg, progress=True):
+        result = real_train(cfg, progress=progress)
+        if cfg.out.endswith("trial-001"):
+            (Path(cfg.out) / "leftover").write_text("x")
+            return dataclasses.replace(result, interrupted=True)  # as after Ctrl-C: checkpoint saved, loop left
+        return result
+
+    monkeypatch.setattr(loop, "train", stopped_in_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(str(tiny_npz), tmp_path / "sw", "g_lr=1e-4,1e-3", 0.01, TrainConfig(**TINY), eval_n=12, progress=False)
+    saved = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [t["params"] for t in saved["trials"]] == [{"g_lr": 1e-4}]  # the stopped trial is not recorded
+    monkeypatch.setattr(loop, "train", real_train)
+    results = run_sweep(str(tiny_npz), tmp_path / "sw", "g_lr=1e-4,1e-3", 0.01, TrainConfig(**TINY), eval_n=12,
+                        progress=False)
+    assert len(results) == 2
+    assert not (tmp_path / "sw" / "trial-001" / "leftover").exists()  # trained again from scratch
+
+
 def test_grid_parsing():
     assert parse_grid("g_lr=1e-4,2e-4 loss=ns,hinge sn=true,false d-steps=1,2 d_width=16 res=32") == {
         "g_lr": [1e-4, 2e-4], "loss": ["ns", "hinge"], "sn": [True, False], "d_steps": [1, 2], "d_width": [16],
@@ -63,3 +88,11 @@ def test_doctor_command_summarizes_a_run(tiny_npz, tmp_path, run_cli):
     assert summary["step"] == 8 and "verdict" in summary
     code, out, err = run_cli("doctor", tmp_path / "nothing")
     assert code == 2 and "no metrics.jsonl" in err
+
+
+def test_sweep_cli_has_one_eval_n_option(run_cli):
+    # the trial's --eval-n (KID sample) must not clash with train's --eval-n (evaluation during training)
+    code, out, err = run_cli("sweep", "--help")
+    assert code == 0, err
+    assert out.count("--eval-n") == 1 and "--eval-every" not in out
+    assert "more than once" not in out + err

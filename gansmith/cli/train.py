@@ -9,12 +9,18 @@ import click
 from ..errors import UserError
 from ..fileio import atomic_save_image
 from ..images import make_grid, to_pil
-from ..training.config import TrainConfig
+from ..training.config import ARCH_DEFAULTS, TrainConfig
 from ..training.lr import LR_DECAYS
 from . import cli
 
 # (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
 # what the user changed from what should come from the run's saved config.
+def arch_default_help(key: str) -> str:
+    """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
+    small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-small", "dcgan", "progressive"))
+    return f"(default: {small:g} for dcgan up to 32 px, {dcgan:g} above, {prog:g} for progressive/msg)"
+
+
 TRAIN_OPTIONS = [
     ("--res", "res", int, "image size in pixels: 28, 32, 64, 128 or 256 (default: from the data)"),
     ("--channels", "channels", int, "1 (grayscale) or 3 (colour) (default: from the data)"),
@@ -24,17 +30,17 @@ TRAIN_OPTIONS = [
      "(progressive for colour images above 32 px, else dcgan)"),
     ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
-    ("--width", "width", int, "channel width of the networks, depth follows --res (default: 64 for dcgan, 16 for "
-     "progressive/msg)"),
+    ("--width", "width", int, "channel width of the networks, depth follows --res " + arch_default_help("width")),
     ("--d-width", "d_width", int, "channel width of D alone (default: --width)"),
     ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
     ("--batch", "batch", int, "images per step"),
-    ("--g-lr", "g_lr", float, "generator learning rate (default: 2e-4 for dcgan, 1e-3 for progressive/msg)"),
-    ("--d-lr", "d_lr", float, "discriminator learning rate (default: as --g-lr)"),
-    ("--beta1", "beta1", float, "Adam beta1 (default: 0.5 for dcgan, 0 for progressive/msg)"),
-    ("--beta2", "beta2", float, "Adam beta2 (default: 0.999 for dcgan, 0.99 for progressive/msg)"),
+    ("--g-lr", "g_lr", float, "generator learning rate " + arch_default_help("g_lr")),
+    ("--d-lr", "d_lr", float, "discriminator learning rate " + arch_default_help("d_lr")),
+    ("--beta1", "beta1", float, "Adam beta1 " + arch_default_help("beta1")),
+    ("--beta2", "beta2", float, "Adam beta2 " + arch_default_help("beta2")),
     ("--lr-decay", "lr_decay", click.Choice(LR_DECAYS), "none, linear or cosine: both learning rates fall to 0 by the end of the run"),
-    ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling (0 = off)"),
+    ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling, 0 = off "
+     + arch_default_help("ema")),
     ("--g-norm", "g_norm", click.Choice(["bn", "pixel"]), "G's normalization: batch norm or per-sample pixel norm"),
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
     ("--sn", "sn", bool, "spectral normalization in D"),
@@ -63,9 +69,14 @@ TRAIN_OPTIONS = [
 ]
 
 
-def train_options(f):
+def train_options(f=None, exclude: tuple[str, ...] = ()):
+    """Add every TRAIN_OPTIONS flag except those in `exclude` to a click command."""
+    if f is None:
+        return lambda g: train_options(g, exclude)
     defaults = TrainConfig()
     for flag, field, type_, help_ in reversed(TRAIN_OPTIONS):
+        if flag in exclude:
+            continue
         default = getattr(defaults, field)
         suffix = "" if default in (None, "") else f" [default: {default}]"
         if type_ is bool:  # --sn / --no-sn, so --resume can switch a saved option off again
@@ -196,7 +207,7 @@ def doctor(run, as_json):
 @click.option("--out", "-o", default="runs/sweep", show_default=True, help="folder for the trials and sweep.json")
 @click.option("--eval-n", type=int, default=500, show_default=True, help="images per trial for KID")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-@train_options
+@train_options(exclude=("--eval-n", "--eval-every"))  # trials are evaluated once, at the end
 def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
     """Short trials over a grid of options, ranked by KID; prints the winner's command line. Resumable."""
     from ..training.sweep import run_sweep

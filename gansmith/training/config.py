@@ -31,7 +31,7 @@ class TrainConfig:
     arch: str = "auto"              # dcgan, progressive (grows from 4x4, fading in blocks), msg (multi-scale) or auto
     phase_kimg: float = 4.0         # progressive: kimg of each fade-in phase and each stable phase
     z_dim: int = 128
-    width: int | None = None        # None: the architecture's default (DEFAULT_WIDTH)
+    width: int | None = None        # None: the architecture's default (ARCH_DEFAULTS)
     d_width: int | None = None      # D's channel width; None: the same as width (smaller: a weaker D)
     g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
@@ -40,11 +40,11 @@ class TrainConfig:
     # optimization
     loss: str = "ns"
     batch: int = 64
-    g_lr: float | None = None       # None: the architecture's default (OPTIMIZER_DEFAULTS)
+    g_lr: float | None = None       # None: the architecture's default (ARCH_DEFAULTS)
     d_lr: float | None = None
     beta1: float | None = None
     beta2: float | None = None
-    ema: float = 0.0                # decay of the moving average of G's weights; 0 = off
+    ema: float | None = None        # decay of the moving average of G's weights; 0 = off; None: ARCH_DEFAULTS
     lr_decay: str = "none"          # none, linear or cosine: both learning rates fall to 0 by the end of the run
     # regularizers
     r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
@@ -86,17 +86,24 @@ class TrainConfig:
 
 # --arch auto: measured on 64 px colour emoji, same CPU time each (benchmarks/results/arch_64px.md).
 AUTO_ARCH_ABOVE_32PX_COLOUR = "progressive"
-# Narrow enough to train usefully on a laptop CPU: progressive and msg at width 16 cost per image about
-# what DCGAN does at 64 (their 3x3 convolutions run at every scale).
-DEFAULT_WIDTH = {"dcgan": 64, "progressive": 16, "msg": 16}
-
-# Adam settings per architecture. DCGAN: Radford et al. 2016. progressive and msg use equalized learning
-# rates, whose N(0, 1) weights need a larger step: ProGAN's 1e-3 with betas (0, 0.99) (Karras et al. 2018).
-OPTIMIZER_DEFAULTS = {
-    "dcgan": {"g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999},
-    "progressive": {"g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99},
-    "msg": {"g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99},
+# What an unset --width, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN at
+# 32 px and below has its own row. Each row is measured, not folklore:
+# - dcgan <= 32 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
+#   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most.
+# - dcgan above 32 px: Radford et al. 2016; width 64 beat 32 on 64 px emoji (benchmarks/results/arch_64px.md).
+# - progressive and msg: equalized learning rates keep weights N(0, 1), which needs ProGAN's 1e-3 with betas
+#   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
+#   convolutions at every scale). EMA is off until measured for them.
+ARCH_DEFAULTS = {
+    "dcgan-small": {"width": 32, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.999},
+    "dcgan": {"width": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
+    "progressive": {"width": 16, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
+    "msg": {"width": 16, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
 }
+
+
+def arch_defaults(arch: str, res: int) -> dict:
+    return ARCH_DEFAULTS["dcgan-small" if arch == "dcgan" and res <= 32 else arch]
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -142,7 +149,7 @@ def validate(cfg: TrainConfig) -> None:
     for name in ("beta1", "beta2"):
         v = getattr(cfg, name)
         require(v is None or 0 <= v < 1, f"--{name} must be in [0, 1), not {v}")
-    require(0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1) (0 = off), not {cfg.ema}")
+    require(cfg.ema is None or 0 <= cfg.ema < 1, f"--ema must be a decay in [0, 1) (0 = off), not {cfg.ema}")
     require(cfg.lr_decay in LR_DECAYS, f"--lr-decay must be one of {', '.join(LR_DECAYS)}, not {cfg.lr_decay!r}")
     require(cfg.kimg is None or cfg.kimg > 0, f"--kimg must be positive, not {cfg.kimg}")
     require(cfg.minutes is None or cfg.minutes > 0, f"--minutes must be positive, not {cfg.minutes}")
@@ -177,10 +184,9 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
         d_norm = "none"
     elif d_norm == "auto":
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
-    width = cfg.width or DEFAULT_WIDTH[arch]
-    optimizer = {k: v if getattr(cfg, k) is None else getattr(cfg, k) for k, v in OPTIMIZER_DEFAULTS[arch].items()}
-    return cfg.replace(arch=arch, res=res, channels=channels, d_norm=d_norm, width=width,
-                       d_width=cfg.d_width or width, **optimizer)
+    unset = {k: v for k, v in arch_defaults(arch, res).items() if getattr(cfg, k) is None}
+    cfg = cfg.replace(arch=arch, res=res, channels=channels, d_norm=d_norm, **unset)
+    return cfg.replace(d_width=cfg.d_width or cfg.width)
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:

@@ -25,7 +25,7 @@ from .batches import Batches
 from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpoints, remove_stale_temporaries,
                          save_checkpoint, step_path)
 from .config import TrainConfig, resolve, shape_differences, validate
-from .ema import make_ema, update_ema
+from .ema import ema_decay, make_ema, update_ema
 from .lr import decay_factor
 from .policies import BalancePolicy, DivergenceGuard, event
 from .run import ReadOnlyRun, RunFolder, crossed, log
@@ -109,7 +109,7 @@ class Trainer:
                                     update=n_d > 0)
         g = generator_phase(self.D, self.opt_G, self.G_params, fake, opts, self.aug_rng)
         if self.G_ema is not None:
-            update_ema(self.G_ema, self.G, cfg.ema)
+            update_ema(self.G_ema, self.G, ema_decay(cfg.ema, self.step))
         self.step += 1
         stats = torch.stack([d.loss, g.loss, *self.d_outputs(d.real_out, d.fake_out), d.grad_norm, g.grad_norm])
         return self.ranks.average(stats)  # every rank's policies see the same numbers

@@ -3,7 +3,8 @@
     gansmith sweep DATA --grid "g_lr=1e-4,2e-4 d_lr=1e-4,4e-4 loss=ns,hinge" --minutes-each 3
 
 Each trial is an ordinary run folder under OUT/; OUT/sweep.json records every finished trial, so an
-interrupted sweep resumes without rerunning them. KID (not FID) ranks the trials because it is
+interrupted sweep resumes without rerunning them; an unfinished trial starts over, so that every trial trains
+for the same time. KID (not FID) ranks the trials because it is
 unbiased at the small sample sizes a short trial can afford.
 """
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from .checkpoint import list_step_checkpoints
 from .config import TrainConfig
 from .run import log
 
@@ -93,7 +94,11 @@ def run_sweep(data: str, out: str | Path, grid_text: str, minutes_each: float, b
         folder = out / f"trial-{i:03d}"
         log(f"trial {i + 1}: {params}")
         cfg = base.replace(**params, data=data, out=str(folder), minutes=minutes_each, kimg=None)
-        train(cfg, resume=bool(list_step_checkpoints(folder / "checkpoints")), progress=progress)
+        if folder.exists():  # an unfinished trial starts again, so that every trial trains for the same time
+            shutil.rmtree(folder)
+        if train(cfg, progress=progress).interrupted:
+            log(f"sweep stopped in trial {i + 1}; run the same command again to continue (finished trials are kept)")
+            raise KeyboardInterrupt
         G, _ = load_generator(folder)
         scores = evaluate_generator(G, real, eval_n)
         results.append({"params": params, "run": str(folder), "kid": scores["kid"], "kid_std": scores["kid_std"],
