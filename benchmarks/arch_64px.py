@@ -15,11 +15,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from time_to_quality import machine, prepare, run  # noqa: E402
+from time_to_quality import machine, prepare, run, side_by_side  # noqa: E402
 
 from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
 from gansmith.generate import generate_images, load_generator  # noqa: E402
@@ -34,15 +33,6 @@ def train(npz: Path, arch: str, width: int, minutes: float, out: Path) -> None:
     extra = ["--phase-kimg", PHASE_KIMG[arch]] if arch in PHASE_KIMG else []
     run([sys.executable, "-m", "gansmith", "train", npz, "--out", out, "--arch", arch, "--width", width,
          "--minutes", minutes, "--seed", 0, "--no-report", "--quiet", *extra])
-
-
-def side_by_side(grids: list[np.ndarray], gap: int = 16) -> np.ndarray:
-    h = max(g.shape[0] for g in grids)
-    parts = []
-    for g in grids:
-        parts += [np.pad(g, ((0, h - g.shape[0]), (0, 0), (0, 0)), constant_values=255),
-                  np.full((h, gap, g.shape[2]), 255, np.uint8)]
-    return np.concatenate(parts[:-1], axis=1)
 
 
 def main():

@@ -25,7 +25,6 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import classic_dcgan  # noqa: E402
-from arch_64px import side_by_side  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gansmith.data import load_images  # noqa: E402
@@ -61,6 +60,16 @@ def classic_samples(state_path: Path, res: int, nc: int, n: int) -> np.ndarray:
     z = torch.randn(n, classic_dcgan.NZ, 1, 1, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     with torch.no_grad():
         return np.concatenate([float_to_uint8(G(z[i:i + 250])) for i in range(0, n, 250)])
+
+
+def side_by_side(grids: list[np.ndarray], gap: int = 16) -> np.ndarray:
+    """Images left to right on white, top-aligned, `gap` pixels apart."""
+    h = max(g.shape[0] for g in grids)
+    parts = []
+    for g in grids:
+        parts += [np.pad(g, ((0, h - g.shape[0]), (0, 0), (0, 0)), constant_values=255),
+                  np.full((h, gap, g.shape[2]), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1)
 
 
 def run(cmd):
