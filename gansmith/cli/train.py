@@ -13,14 +13,14 @@ from ..training.config import ARCH_DEFAULTS, TrainConfig
 from ..training.lr import LR_DECAYS
 from . import cli
 
-# (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
-# what the user changed from what should come from the run's saved config.
 def arch_default_help(key: str) -> str:
     """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
     small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-small", "dcgan", "progressive"))
     return f"(default: {small:g} for dcgan up to 32 px, {dcgan:g} above, {prog:g} for progressive/msg)"
 
 
+# (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
+# what the user changed from what should come from the run's saved config.
 TRAIN_OPTIONS = [
     ("--res", "res", int, "image size in pixels: 28, 32, 64, 128 or 256 (default: from the data)"),
     ("--channels", "channels", int, "1 (grayscale) or 3 (colour) (default: from the data)"),
