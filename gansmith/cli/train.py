@@ -13,6 +13,7 @@ from ..training.config import ARCH_DEFAULTS, TrainConfig
 from ..training.lr import LR_DECAYS
 from . import cli
 
+
 def arch_default_help(key: str) -> str:
     """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
     small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-small", "dcgan", "progressive"))
