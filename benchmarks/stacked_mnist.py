@@ -44,6 +44,11 @@ SETUPS = {
     "small D + EMA 0.999": SMALL_D + ["--ema", "0.999"],
     "small D + DiffAugment": SMALL_D + ["--augment", "translation,cutout"],
     "small D + all three": SMALL_D + ["--mbstd", "--ema", "0.999", "--augment", "translation,cutout"],
+    "small D + PacGAN2": SMALL_D + ["--pack", "2"],
+    "gansmith defaults + PacGAN2": ["--pack", "2"],
+    "gansmith defaults + PacGAN4": ["--pack", "4"],
+    "gansmith defaults + linear lr decay": ["--lr-decay", "linear"],
+    "gansmith defaults at lr 2e-4": ["--g-lr", "2e-4", "--d-lr", "2e-4"],
 }
 
 

@@ -54,17 +54,19 @@ def _timed(fn) -> float:
 
 
 class BareStep:
-    """The trainer's two phases on a fixed real batch, nothing else."""
+    """The trainer's two phases on a fixed real batch, nothing else; channels-last like the trainer
+    (channels_last=False: the NCHW default, for comparison)."""
 
-    def __init__(self, res: int, channels: int, batch: int, **options):
+    def __init__(self, res: int, channels: int, batch: int, channels_last: bool = True, **options):
         cfg = resolve(TrainConfig(arch="dcgan", batch=batch, **options), res, channels)
         torch.manual_seed(0)
-        self.G, self.D = build_generator(cfg), build_discriminator(cfg)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.G, self.D = build_generator(cfg).to(memory_format=fmt), build_discriminator(cfg).to(memory_format=fmt)
         self.G_params = list(self.G.parameters())
         self.opt_G = torch.optim.Adam(self.G.parameters(), cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_D = torch.optim.Adam(self.D.parameters(), cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
         self.opts, self.rng = StepOptions(loss=cfg.loss), torch.Generator().manual_seed(0)
-        self.real = torch.rand(batch, channels, res, res) * 2 - 1
+        self.real = (torch.rand(batch, channels, res, res) * 2 - 1).contiguous(memory_format=fmt)
         self.batch, self.z_dim = batch, cfg.z_dim
 
     def __call__(self):
@@ -77,7 +79,7 @@ class BareStep:
             self()
         return counter.get_total_flops()
 
-    def seconds(self, steps: int = 10, warmup: int = 2) -> float:
+    def seconds(self, steps: int = 20, warmup: int = 3) -> float:
         """Median seconds per step after the warm-up steps."""
         for _ in range(warmup):
             self()
@@ -143,8 +145,9 @@ def main():
     lines = ["# Throughput: how close to the machine's limit", "", f"{datetime.date.today()} · {machine()}", "",
              f"Command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
              f"Achievable fp32 matmul (4096², best of 5): **{peak / 1e9:.0f} GFLOP/s**.", "",
-             "| res | channels | batch | GFLOP / step | bare step s | bare GFLOP/s | share of matmul | bare img/s | "
-             "full loop img/s | loop / bare | loop peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| res | channels | batch | GFLOP / step | bare step s (NCHW) | bare step s | bare GFLOP/s | "
+             "share of matmul | bare img/s | full loop img/s | loop / bare | loop peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if args.scaling:  # its own file, so `--res "" --leak-steps "" --scaling` leaves the main table alone
         atomic_write_text(out / "scaling.md", "\n".join(lines[:8] + scaling_table(peak, out)) + "\n")
     if not args.res:
@@ -154,9 +157,11 @@ def main():
             channels = 1 if res == 28 else 3
             step = BareStep(res, channels, 64)
             flops, seconds = step.flops(), step.seconds()
+            nchw = BareStep(res, channels, 64, channels_last=False).seconds()
             loop, rss = loop_run(res, channels, args.loop_seconds, Path(work))
             bare = 64 / seconds
-            lines.append(f"| {res} | {channels} | 64 | {flops / 1e9:.2f} | {seconds:.3f} | {flops / seconds / 1e9:.0f} | "
+            lines.append(f"| {res} | {channels} | 64 | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
+                         f"{flops / seconds / 1e9:.0f} | "
                          f"{flops / seconds / peak:.0%} | {bare:.0f} | {loop:.0f} | {loop / bare:.0%} | {rss:.0f} |")
             print(lines[-1], flush=True)
         if args.leak_steps:

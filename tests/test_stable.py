@@ -22,7 +22,7 @@ from gansmith.training import augment as aug
 from gansmith.training import loop as loop_module
 from gansmith.training import step as step_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
-from gansmith.training.config import resolve, shape_differences
+from gansmith.training.config import resolve, shape_differences, validate
 from gansmith.training.ema import ema_decay, make_ema, update_ema
 from gansmith.training.lr import decay_factor
 from gansmith.training.loop import Trainer
@@ -234,6 +234,22 @@ def test_minibatch_std_channel_is_zero_for_identical_samples_and_positive_otherw
     x = torch.randn(8, 1, 28, 28)
     mixed = torch.cat([x[:1].repeat(4, 1, 1, 1), x[4:]])
     assert not torch.allclose(D(x)[4:], D(mixed)[4:])  # same images 4..7, different batch-mates
+
+
+def test_packed_discriminator_judges_groups_of_samples_jointly():
+    D = Discriminator(28, 1, 8, norm="none", pack=4)
+    assert D.body[0].in_channels == 4
+    x = torch.randn(8, 1, 28, 28)
+    out = D(x)
+    assert out.shape == (2,)                       # one logit per group of 4
+    changed = x.clone()
+    changed[1] = torch.randn(1, 28, 28)            # a member of the first group
+    out_changed = D(changed)
+    assert out_changed[0] != out[0] and out_changed[1] == out[1]
+    with pytest.raises(UserError, match="multiple of --pack 3"):
+        validate(TrainConfig(batch=64, pack=3))
+    with pytest.raises(UserError, match="--pack"):
+        validate(TrainConfig(arch="progressive", pack=2))
 
 
 # --- instance noise --------------------------------------------------------------------------------------
@@ -574,15 +590,16 @@ def test_cli_flags_reach_the_config(tiny_npz, tmp_path, run_cli):
                              "--loss", "lsgan", "--sn", "--mbstd", "--r1", "0.5", "--r1-every", "4",
                              "--label-smooth", "0.1", "--instance-noise", "0.2", "--augment", "translation,color",
                              "--d-steps", "2", "--balance", "--auto-fix", "--ema", "0.99",
-                             "--g-lr", "1e-4", "--d-lr", "4e-4", "--gp-weight", "5")
+                             "--g-lr", "1e-4", "--d-lr", "4e-4", "--gp-weight", "5", "--pack", "2")
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())["config"]
     assert cfg | dict(loss="lsgan", sn=True, mbstd=True, r1=0.5, r1_every=4, label_smooth=0.1, instance_noise=0.2,
                       augment="translation,color", d_steps=2, balance=True, auto_fix=True, ema=0.99,
-                      g_lr=1e-4, d_lr=4e-4, gp_weight=5.0, d_norm="none") == cfg
+                      g_lr=1e-4, d_lr=4e-4, gp_weight=5.0, d_norm="none", pack=2) == cfg
     ckpt = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])
     assert ckpt["G_ema"] is not None
     assert any("parametrizations" in k for k in ckpt["D"])  # spectral norm
+    assert ckpt["D"]["body.0.parametrizations.weight.original"].shape[1] == 2 * cfg["channels"]  # packed pairs
     code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / "bad", "--loss", "wgan-gp", "--balance",
                              *CLI_TINY)
     assert code != 0 and "--balance does not apply to wgan-gp" in err

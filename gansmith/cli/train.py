@@ -46,6 +46,7 @@ TRAIN_OPTIONS = [
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
     ("--sn", "sn", bool, "spectral normalization in D"),
     ("--mbstd", "mbstd", bool, "minibatch standard-deviation channel in D (against mode collapse)"),
+    ("--pack", "pack", int, "PacGAN: D judges this many samples at once (against mode collapse; 1 = off)"),
     ("--r1", "r1", float, "R1 gradient penalty weight gamma (0 = off)"),
     ("--r1-every", "r1_every", int, "apply R1 every this many steps (lazy regularization)"),
     ("--gp-weight", "gp_weight", float, "gradient penalty weight for --loss wgan-gp"),

@@ -26,4 +26,5 @@ def build_discriminator(cfg) -> nn.Module:
         return progressive.ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.d_width)
     if cfg.arch == "msg":
         return msg.MSGDiscriminator(cfg.res, cfg.channels, cfg.d_width)
-    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd)
+    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd,
+                               pack=cfg.pack)

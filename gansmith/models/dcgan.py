@@ -55,13 +55,17 @@ def make_norm(kind: str, channels: int) -> nn.Module:
 
 class Discriminator(nn.Module):
     """norm: "bn" (classic DCGAN) or "none" (needed with gradient penalties, which are per-sample);
-    sn: spectral normalization on every layer; mbstd: a minibatch standard-deviation channel before the head."""
+    sn: spectral normalization on every layer; mbstd: a minibatch standard-deviation channel before the head;
+    pack: PacGAN (Lin et al. 2018): each output judges `pack` consecutive samples of the batch stacked along
+    channels, so D sees several samples jointly and can tell a collapsed G's look-alikes from real variety."""
 
     def __init__(self, res: int, channels: int, width: int = 64, norm: str = "bn", sn: bool = False,
-                 mbstd: bool = False):
+                 mbstd: bool = False, pack: int = 1):
         super().__init__()
+        self.pack = pack
         widths = stage_widths(res, width)[::-1]  # e.g. 64, 128, 256, 512
-        layers = [maybe_spectral_norm(nn.Conv2d(channels, widths[0], 4, 2, 1), sn), nn.LeakyReLU(0.2, inplace=True)]
+        layers = [maybe_spectral_norm(nn.Conv2d(channels * pack, widths[0], 4, 2, 1), sn),
+                  nn.LeakyReLU(0.2, inplace=True)]
         for cin, cout in zip(widths, widths[1:]):
             layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "bn"), sn))
             if norm == "bn":
@@ -75,6 +79,9 @@ class Discriminator(nn.Module):
         self.apply(init_weights)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """N x C x H x W images -> N / pack logits."""
+        if self.pack > 1:
+            x = x.reshape(x.shape[0] // self.pack, self.pack * x.shape[1], *x.shape[2:])
         return self.head(self.body(x).flatten(1)).squeeze(1)
 
 

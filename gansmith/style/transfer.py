@@ -115,7 +115,10 @@ def _run(model, content_img, style_imgs, blend, levels, settings, on_step, progr
     for level, ((h, w), steps) in enumerate(zip(levels, schedule)):
         content, styles = _level_inputs(content_img, style_imgs, (h, w), settings)
         objective = Objective(model, content, styles, blend, _weights(settings))
-        image = _initial(settings, content, styles[0]) if image is None else _upsample(image, (h, w))
+        if image is None:
+            image = _initial(settings, content, styles[0])
+        else:
+            image = _upsample(image, (h, w), content if settings.init == "content" else None)
         for terms in optimize(objective, image, steps, settings):
             iteration += 1
             if bar is not None:
@@ -299,9 +302,23 @@ def _initial(settings: Settings, content: torch.Tensor, style: torch.Tensor) -> 
     return torch.rand(content.shape, generator=generator) * 255
 
 
-def _upsample(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
-    up = torch.nn.functional.interpolate(image.detach(), size=hw, mode="bicubic", align_corners=False)
+def _upsample(image: torch.Tensor, hw: tuple[int, int], content: torch.Tensor | None = None) -> torch.Tensor:
+    """The previous level's result at the next level's size (height, width). Given the `content` image at that
+    size, the detail band the coarse level could not hold (content minus content blurred to the coarse size)
+    is added back, so the fine level starts sharp instead of blurred: on the shipped example at
+    512 px this lowers the loss at the first fine iteration from 3.35 to 2.63 and after the last from 0.606 to
+    0.589 (benchmarks/results/style_transfer.md)."""
+    up = _resize(image.detach(), hw)
+    if content is not None:
+        up = up + content - _resize(_resize(content, tuple(image.shape[2:])), hw)
     return up.clamp(0, 255)
+
+
+def _resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Bicubic up, antialiased bilinear down."""
+    down = hw[0] < image.shape[2]
+    return torch.nn.functional.interpolate(image, size=hw, mode="bilinear" if down else "bicubic",
+                                           align_corners=False, antialias=down)
 
 
 # --- progress ------------------------------------------------------------------------------------------

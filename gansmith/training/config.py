@@ -16,7 +16,7 @@ from .augment import parse_policy
 from .lr import LR_DECAYS
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd")
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd", "pack")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class TrainConfig:
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
     sn: bool = False                # spectral normalization in D
     mbstd: bool = False             # minibatch standard-deviation channel in D
+    pack: int = 1                   # PacGAN: D judges this many samples at once (Lin et al. 2018); 1 = off
     # optimization
     loss: str = "ns"
     batch: int = 64
@@ -121,7 +122,7 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.phase_kimg > 0, f"--phase-kimg must be positive, not {cfg.phase_kimg}")
     require(cfg.arch in ("dcgan", "auto") or not uses_dcgan_only_options(cfg),
             f"--arch {cfg.arch} has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
-            "drop --sn/--mbstd/--g-norm/--d-norm")
+            "drop --sn/--mbstd/--pack/--g-norm/--d-norm")
     require(not (cfg.arch == "msg" and "color" in cfg.augment),
             "--arch msg passes all scales as one image to D; use --augment translation,cutout without color")
     require(cfg.g_norm in ("bn", "pixel"), f"--g-norm must be bn or pixel, not {cfg.g_norm!r}")
@@ -143,6 +144,8 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.width is None or 1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
     require(cfg.d_width is None or 1 <= cfg.d_width <= 1024, f"--d-width must be between 1 and 1024, not {cfg.d_width}")
     require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
+    require(1 <= cfg.pack <= 16, f"--pack must be between 1 and 16 samples, not {cfg.pack}")
+    require(cfg.batch % cfg.pack == 0, f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
     for name in ("g_lr", "d_lr"):
         v = getattr(cfg, name)
         require(v is None or 0 < v < 1, f"--{name.replace('_', '-')} must be a learning rate between 0 and 1, not {v}")
@@ -165,7 +168,7 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def uses_dcgan_only_options(cfg: TrainConfig) -> bool:
-    return cfg.sn or cfg.mbstd or cfg.g_norm != "bn" or cfg.d_norm == "bn"
+    return cfg.sn or cfg.mbstd or cfg.pack > 1 or cfg.g_norm != "bn" or cfg.d_norm == "bn"
 
 
 def auto_arch(cfg: TrainConfig, res: int, channels: int) -> str:
