@@ -202,7 +202,7 @@ def main():
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {machine()}",
         f"- load average (1/5/15 min) before: {'/'.join(f'{l:.1f}' for l in load_before)}, "
-        f"after: {'/'.join(f'{l:.1f}' for l in load_after)} (the 2 cores were shared with other jobs)",
+        f"after: {'/'.join(f'{l:.1f}' for l in load_after)} (more than 1 per core: other jobs shared the CPU)",
         f"- {args.images} images of 299 x 299 per measurement, {args.repeats} interleaved repeats, "
         f"{time.time() - started:.0f} s in total; preprocessing excluded",
         f"- command: `PYTHONPATH=. python benchmarks/inception_speed.py --images {args.images} "
@@ -213,7 +213,8 @@ def main():
         f"Ceiling: one image is {flops / 1e9:.2f} GFLOP of convolutions; float32 matrix products ran at "
         f"{gflops:.0f} GFLOP/s (best of 3, 2048 x 2048, right after the table), so even at full GEMM efficiency this "
         f"CPU could do about {gflops * 1e9 / flops:.1f} images/s; the best variant reached {best:.2f} images/s "
-        f"({best * flops / 1e9 / gflops:.0%} of that).",
+        f"({best * flops / 1e9 / gflops:.0%} of that). 15 images/s would need {15 * flops / 1e9:.0f} GFLOP/s, "
+        f"{15 * flops / 1e9 / gflops:.0%} of the matmul figure.",
         "",
     ])
     print(report)
