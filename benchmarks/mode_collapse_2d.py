@@ -77,9 +77,12 @@ class MLPG(nn.Module):
 
 
 class MLPD(nn.Module):
-    def __init__(self, hidden, layers, sn=False, mbstd=False):
+    """pack: PacGAN (Lin et al. 2018), each verdict on `pack` consecutive samples concatenated."""
+
+    def __init__(self, hidden, layers, sn=False, mbstd=False, pack=1):
         super().__init__()
-        mods, d = [], 2
+        self.pack = pack
+        mods, d = [], 2 * pack
         for _ in range(layers):
             mods += [maybe_spectral_norm(nn.Linear(d, hidden), sn), nn.LeakyReLU(0.2)]
             d = hidden
@@ -88,7 +91,7 @@ class MLPD(nn.Module):
         self.head = maybe_spectral_norm(nn.Linear(d + int(mbstd), 1), sn)
 
     def forward(self, x):
-        h = self.body(x)
+        h = self.body(x.reshape(x.shape[0] // self.pack, -1))
         if self.mbstd is not None:  # the image layer, on features seen as N x C x 1 x 1
             h = self.mbstd(h[:, :, None, None]).flatten(1)
         return self.head(h).squeeze(1)
@@ -115,6 +118,7 @@ class Setup:
     balance: bool = False
     d_steps: int = 1
     lr_decay: str = "none"  # gansmith.training.lr: both learning rates fall to 0 over the run
+    pack: int = 1
     note: str = ""
 
 
@@ -122,7 +126,7 @@ def train_one(s: Setup, kind: str, seed: int) -> dict:
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(10_000 + seed)
     means, std = mixture(kind)
-    G, D = MLPG(s.z_dim, s.g_hidden, s.layers), MLPD(s.d_hidden, s.layers, s.sn, s.mbstd)
+    G, D = MLPG(s.z_dim, s.g_hidden, s.layers), MLPD(s.d_hidden, s.layers, s.sn, s.mbstd, s.pack)
     G_ema = make_ema(G) if s.ema > 0 else None
     opt_G = torch.optim.Adam(G.parameters(), s.g_lr, betas=s.betas)
     opt_D = torch.optim.Adam(D.parameters(), s.d_lr, betas=s.betas)
@@ -181,6 +185,8 @@ SETUPS = {
                          lr_decay="cosine"),
     "decay": replace(BASE, name="+ cosine lr decay", lr_decay="cosine"),
     "all-ema999": replace(BASE, name="R1 + minibatch std + EMA 0.999", r1=0.1, mbstd=True, ema=0.999),
+    "pack2": replace(BASE, name="+ PacGAN2", pack=2),
+    "all-pack2": replace(BASE, name="R1 + minibatch std + EMA + PacGAN2", r1=0.1, mbstd=True, ema=0.99, pack=2),
     "all-z16": replace(BASE, name="R1 + minibatch std + EMA, z 16-d", r1=0.1, mbstd=True, ema=0.99, z_dim=16),
 }
 
