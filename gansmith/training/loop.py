@@ -57,8 +57,8 @@ class Trainer:
         self.rank_slice = slice(self.ranks.rank * cfg.batch // self.ranks.world,
                                 (self.ranks.rank + 1) * cfg.batch // self.ranks.world)
         torch.manual_seed(cfg.seed)
-        # Channels-last (NHWC) convolutions: 1.2-1.5x faster DCGAN steps on CPU (oneDNN), measured in
-        # benchmarks/results/throughput.md; real batches come channels-last too (batches.py).
+        # Channels-last (NHWC) convolutions: 1.1-1.2x faster steps at 64 px on CPU (oneDNN; DCGAN, progressive
+        # and MSG), no change at 28 px (benchmarks/results/throughput.md); real batches come channels-last too.
         self.G = build_generator(cfg).to(device, memory_format=torch.channels_last)
         self.D = build_discriminator(cfg).to(device, memory_format=torch.channels_last)
         self.G_ema = make_ema(self.G) if cfg.ema > 0 else None
