@@ -328,6 +328,8 @@ def test_unknown_augmentation_is_a_user_error():
     with pytest.raises(UserError, match="unknown augmentation"):
         aug.parse_policy("translation,flip")
     assert aug.parse_policy(" translation , color ") == ("translation", "color")
+    assert aug.parse_policy("translation+color") == ("translation", "color")  # fits a sweep grid value
+    assert aug.parse_policy("none") == ()
 
 
 def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, monkeypatch):

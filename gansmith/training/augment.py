@@ -6,6 +6,8 @@ run's reproducible random stream).
 """
 from __future__ import annotations
 
+import re
+
 import torch
 import torch.nn.functional as F
 
@@ -61,9 +63,10 @@ def augment(x: torch.Tensor, policy: tuple[str, ...], generator=None) -> torch.T
 
 
 def parse_policy(text: str | None) -> tuple[str, ...]:
-    if not text:
+    """'translation,color' (or 'translation+color', which fits in a sweep grid; 'none' or '' for none)."""
+    if not text or text.strip() == "none":
         return ()
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    names = tuple(n.strip() for n in re.split(r"[,+]", text) if n.strip())
     unknown = [n for n in names if n not in FUNCTIONS]
     if unknown:
         from ..errors import UserError
