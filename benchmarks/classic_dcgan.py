@@ -86,7 +86,7 @@ def main():
         while snapshots and time.monotonic() - start >= snapshots[0] * 60:
             torch.save(G.state_dict(), f"{a.out}.{snapshots.pop(0):g}min")
     torch.save(G.state_dict(), a.out)
-    Path(f"{a.out}.json").write_text(json.dumps({"steps": steps, "kimg": steps * 64 / 1000}))
+    Path(f"{a.out}.json").write_text(json.dumps({"steps": steps, "kimg": steps * 64 / 1000, "minutes": a.minutes}))
     print(f"{steps} steps in {a.minutes} minutes")
 
 

@@ -7,7 +7,8 @@ gansmith (one run continued with --resume up to each budget: resume is exact, so
 uninterrupted run) train for the same training wall time; then FID and KID of n generated images
 against n real ones (standard Inception, TF-protocol preprocessing). Writes
 benchmarks/results/time_to_quality.md, the sample grids next to it and, per data set, the two grids of the
-longest budget side by side (classic | gansmith). Finished data sets are not rerun (rows cached in --work).
+longest budget side by side (classic | gansmith). Finished data sets are not rerun (rows cached in --work),
+nor is a finished classic run (to rerun only the gansmith arm, delete NAME-rows-nN.json and NAME-gansmith/).
 Data: Fashion-MNIST 60k train split (apt-get install dataset-fashion-mnist), colour emoji 64 px
 (../shared/data/twemoji-64.zip).
 """
@@ -84,8 +85,14 @@ def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> lis
     data, npz = prepare(name, work)
     rows = []
     classic = work / f"{name}-classic.pt"
-    run([sys.executable, HERE / "classic_dcgan.py", npz, "--minutes", budgets[-1], "--out", classic,
-         "--snapshots", ",".join(f"{b:g}" for b in budgets[:-1])])
+    info = Path(f"{classic}.json")
+    snapshots = [classic] + [Path(f"{classic}.{b:g}min") for b in budgets[:-1]]
+    finished = info.exists() and json.loads(info.read_text()).get("minutes") == budgets[-1]
+    if finished and all(p.exists() for p in snapshots):  # reused: to rerun one arm, delete its files
+        print(f"reusing the classic run {classic}", flush=True)
+    else:
+        run([sys.executable, HERE / "classic_dcgan.py", npz, "--minutes", budgets[-1], "--out", classic,
+             "--snapshots", ",".join(f"{b:g}" for b in budgets[:-1])])
     gs_run, done = work / f"{name}-gansmith", 0.0
     for b in budgets:
         resume = ["--resume"] if done else []

@@ -89,8 +89,9 @@ def test_progressive_trains_from_the_cli_and_samples_at_full_size(tmp_path, run_
 def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
     prog = resolve(TrainConfig(arch="progressive"), 32, 3)
     assert (prog.g_lr, prog.d_lr, prog.beta1, prog.beta2) == (1e-3, 1e-3, 0.0, 0.99)  # ProGAN's, for equalized lr
-    dcgan = resolve(TrainConfig(), 64, 1)
+    dcgan = resolve(TrainConfig(), 128, 1)
     assert (dcgan.g_lr, dcgan.d_lr, dcgan.beta1, dcgan.beta2, dcgan.ema) == (2e-4, 2e-4, 0.5, 0.999, 0.0)
+    assert resolve(TrainConfig(), 64, 3).g_lr == 5e-4  # the small-image row up to 64 px
     small = resolve(TrainConfig(), 28, 1)  # measured on Fashion-MNIST: a faster learning rate, EMA
     assert (small.g_lr, small.d_lr, small.beta1, small.beta2, small.ema) == (5e-4, 5e-4, 0.5, 0.999, 0.999)
     assert resolve(TrainConfig(ema=0.0, g_lr=1e-4), 28, 1).ema == 0.0
@@ -99,9 +100,9 @@ def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
 
 
 @pytest.mark.parametrize("res, channels, options, arch, width", [
-    (64, 3, {}, "progressive", 16), (128, 3, {}, "progressive", 16), (64, 1, {}, "dcgan", 64),
-    (32, 3, {}, "dcgan", 32), (28, 1, {}, "dcgan", 32), (64, 3, {"sn": True}, "dcgan", 64), (64, 3, {"arch": "msg"}, "msg", 16),
-    (64, 3, {"arch": "dcgan", "width": 32}, "dcgan", 32), (64, 3, {"width": 8}, "progressive", 8)])
+    (64, 3, {}, "dcgan", 32), (128, 3, {}, "progressive", 16), (128, 1, {}, "dcgan", 64), (64, 1, {}, "dcgan", 32),
+    (32, 3, {}, "dcgan", 32), (28, 1, {}, "dcgan", 32), (128, 3, {"sn": True}, "dcgan", 64), (64, 3, {"arch": "msg"}, "msg", 16),
+    (128, 3, {"arch": "dcgan", "width": 32}, "dcgan", 32), (128, 3, {"width": 8}, "progressive", 8)])
 def test_auto_architecture_and_width(res, channels, options, arch, width):
     cfg = resolve(TrainConfig(**options), res, channels)
     assert (cfg.arch, cfg.width, cfg.d_width) == (arch, width, width)

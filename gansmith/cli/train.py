@@ -9,7 +9,7 @@ import click
 from ..errors import UserError
 from ..fileio import atomic_save_image
 from ..images import make_grid, to_pil
-from ..training.config import ARCH_DEFAULTS, TrainConfig
+from ..training.config import ARCH_DEFAULTS, SMALL_RES, TrainConfig
 from ..training.lr import LR_DECAYS
 from . import cli
 
@@ -17,7 +17,7 @@ from . import cli
 def arch_default_help(key: str) -> str:
     """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
     small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-small", "dcgan", "progressive"))
-    return f"(default: {small:g} for dcgan up to 32 px, {dcgan:g} above, {prog:g} for progressive/msg)"
+    return f"(default: {small:g} for dcgan up to {SMALL_RES} px, {dcgan:g} above, {prog:g} for progressive/msg)"
 
 
 # (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
@@ -28,7 +28,7 @@ TRAIN_OPTIONS = [
     ("--fit", "fit", click.Choice(["crop", "pad"]), "make non-square images square by center crop or white padding"),
     ("--arch", "arch", click.Choice(["auto", "dcgan", "progressive", "msg"]),
      "network architecture: dcgan, progressive (ProGAN growing), msg (MSG-GAN multi-scale), or auto "
-     "(progressive for colour images above 32 px, else dcgan)"),
+     f"(progressive for colour images above {SMALL_RES} px, else dcgan)"),
     ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
     ("--width", "width", int, "channel width of the networks, depth follows --res " + arch_default_help("width")),
@@ -52,7 +52,7 @@ TRAIN_OPTIONS = [
     ("--gp-weight", "gp_weight", float, "gradient penalty weight for --loss wgan-gp"),
     ("--label-smooth", "label_smooth", float, "one-sided label smoothing: D's target for real images is 1 - this"),
     ("--instance-noise", "instance_noise", float, "std of noise added to D's inputs, annealed to 0 over the run"),
-    ("--augment", "augment", str, "DiffAugment for small data: any of translation,cutout,color"),
+    ("--augment", "augment", str, "DiffAugment for small data: any of translation,cutout,color (or joined by +)"),
     ("--d-steps", "d_steps", int, "D updates per G update"),
     ("--balance", "balance", bool, "adaptive balance: skip D while it wins, extra D steps while it is weak"),
     ("--auto-fix", "auto_fix", bool, "let the run doctor apply its remedies (lower a learning rate, turn on augmentation ...)"),

@@ -85,13 +85,17 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# --arch auto: measured on 64 px colour emoji, same CPU time each (benchmarks/results/arch_64px.md).
-AUTO_ARCH_ABOVE_32PX_COLOUR = "progressive"
-# What an unset --width, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN at
-# 32 px and below has its own row. Each row is measured, not folklore:
-# - dcgan <= 32 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
-#   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most.
-# - dcgan above 32 px: Radford et al. 2016; width 64 beat 32 on 64 px emoji (benchmarks/results/arch_64px.md).
+# Up to this size DCGAN is the default (--arch auto) and uses its "dcgan-small" row below; colour images above
+# it grow progressively. Measured on 64 px colour emoji, same CPU time each: DCGAN at width 32 with the
+# small-image row beat progressive growing (KID 0.23 vs 0.33 after 5 minutes; benchmarks/results/arch_64px.md,
+# time_to_quality.md). Above 64 px nothing has been measured; progressive growing is the established way there.
+SMALL_RES = 64
+# What an unset --width, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN up to
+# SMALL_RES has its own row. Each row is measured, not folklore:
+# - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
+#   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most;
+#   the same row on 64 px emoji beat the classic width 64 at 2e-4 (arch_64px.md).
+# - dcgan above 64 px: Radford et al. 2016.
 # - progressive and msg: equalized learning rates keep weights N(0, 1), which needs ProGAN's 1e-3 with betas
 #   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
 #   convolutions at every scale). EMA is off until measured for them.
@@ -104,7 +108,7 @@ ARCH_DEFAULTS = {
 
 
 def arch_defaults(arch: str, res: int) -> dict:
-    return ARCH_DEFAULTS["dcgan-small" if arch == "dcgan" and res <= 32 else arch]
+    return ARCH_DEFAULTS["dcgan-small" if arch == "dcgan" and res <= SMALL_RES else arch]
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -172,10 +176,10 @@ def uses_dcgan_only_options(cfg: TrainConfig) -> bool:
 
 
 def auto_arch(cfg: TrainConfig, res: int, channels: int) -> str:
-    """--arch auto: progressive growing for colour images above 32 px, DCGAN for small or gray images or when
-    DCGAN-only options are given."""
-    if res > 32 and channels == 3 and not uses_dcgan_only_options(cfg):
-        return AUTO_ARCH_ABOVE_32PX_COLOUR
+    """--arch auto: progressive growing for colour images above SMALL_RES, DCGAN for smaller or gray images or
+    when DCGAN-only options are given."""
+    if res > SMALL_RES and channels == 3 and not uses_dcgan_only_options(cfg):
+        return "progressive"
     return "dcgan"
 
 
