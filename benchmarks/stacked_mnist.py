@@ -51,6 +51,7 @@ SETUPS = {
     "gansmith defaults at lr 2e-4": ["--g-lr", "2e-4", "--d-lr", "2e-4"],
     "gansmith defaults at batch 128": ["--batch", "128"],
     "gansmith defaults with D width 64": ["--d-width", "64"],
+    "gansmith defaults at width 64": ["--width", "64"],  # G and D as wide as the classic recipe's
 }
 
 
