@@ -176,6 +176,31 @@ def test_d_winning_with_wgan_gp_has_no_loss_floor_and_no_balance_fix():
     assert kinds(found) == ["d_winning"] and found[0]["fix"] == {"d_lr": 5e-5}
 
 
+# --- D losing: G outruns D ------------------------------------------------------------------------------
+def d_fooled(n, **kw):
+    """Records of a run whose D scores fakes above reals (numbers of a real run at --g-lr 1e-2)."""
+    return [rec(10 * (i + 1), d_real=0.55, d_fake=0.82, loss_d=2.4, loss_g=0.27, d_acc=0.35, **kw) for i in range(n)]
+
+
+def test_d_losing_is_flagged_after_four_intervals_with_evidence_and_fix():
+    assert feed(d_fooled(doc.D_LOSING_INTERVALS - 1))[1] == []
+    _, found = feed(d_fooled(doc.D_LOSING_INTERVALS + 2))
+    assert kinds(found) == ["d_losing"]  # reported once, when it starts
+    f = found[0]
+    assert f["evidence"] == {"step": 40, "d_real": 0.55, "d_fake": 0.82, "loss_d": 2.4, "since_step": 10}
+    assert "more real than real ones" in f["message"] and "lower --g-lr" in f["remedy"]
+    assert f["fix"] == {"balance": True, "g_lr": 1e-4}
+    cfg = TrainConfig(loss="wgan-gp", g_lr=1e-4)
+    assert feed(d_fooled(4), loss="wgan-gp", cfg=cfg)[1][0]["fix"] == {"g_lr": 5e-5}
+
+
+def test_d_fooled_now_and_then_is_not_losing():
+    records = d_fooled(12)
+    for r in records[::3]:  # every third interval D ranks real above fake again
+        r.update(d_real=0.7, d_fake=0.3)
+    assert feed(records)[1] == []
+
+
 # --- divergence, oscillation, no progress, FID ---------------------------------------------------------
 def test_non_finite_losses_are_an_error_with_lower_learning_rates():
     _, found = feed([rec(10), rec(20, loss_g=float("nan"))])
@@ -281,6 +306,15 @@ def test_real_healthy_run_stays_quiet(tiny_npz, tmp_path):
     recs = run_records(run)
     assert len(recs) == 12 and run_events(run) == []
     assert recs[-1]["div_fake"] > recs[0]["div_fake"]  # it does learn
+
+
+def test_real_run_with_g_lr_x50_is_flagged_as_d_losing(tiny_npz, tmp_path):
+    """G's learning rate 50x the default: D rates fakes above reals from the first intervals on."""
+    run = tiny_run(tiny_npz, tmp_path / "run", kimg=0.48, g_lr=50 * 5e-4)
+    found = [e for e in run_events(run) if e["kind"] == "d_losing"]
+    assert len(found) == 1, [(r["step"], r["d_real"], r["d_fake"]) for r in run_records(run)]
+    ev = found[0]["evidence"]
+    assert ev["d_fake"] > ev["d_real"] and ev["step"] - ev["since_step"] == 3 * 4  # 4 intervals of 4 steps
 
 
 @pytest.fixture
