@@ -248,6 +248,8 @@ def test_packed_discriminator_judges_groups_of_samples_jointly():
     assert out_changed[0] != out[0] and out_changed[1] == out[1]
     with pytest.raises(UserError, match="multiple of --pack 3"):
         validate(TrainConfig(batch=64, pack=3))
+    with pytest.raises(UserError, match="--batch 16 must be a multiple of --pack 3"):  # the default batch too
+        resolve(TrainConfig(pack=3), 28, 1)
     with pytest.raises(UserError, match="--pack"):
         validate(TrainConfig(arch="progressive", pack=2))
 
@@ -644,10 +646,11 @@ def test_label_smoothing_is_refused_where_it_cannot_act(tiny_npz, tmp_path, run_
         assert code == 2 and "--label-smooth applies to the ns and lsgan losses" in err
 
 
-@pytest.mark.parametrize("kind, expected", [("none", [1, 1, 1]), ("linear", [1, 0.5, 0]),
-                                            ("cosine", [1, 0.5, 0])])
+@pytest.mark.parametrize("kind, expected", [("none", [1, 1, 1, 1, 1]), ("linear", [1, 0.5, 0.25, 0.125, 0]),
+                                            ("cosine", [1, 0.5, 0.1464, 0.0381, 0]),
+                                            ("late", [1, 1, 1, 0.5, 0])])
 def test_lr_decay_factor(kind, expected):
-    assert [decay_factor(kind, p) for p in (0, 0.5, 1)] == pytest.approx(expected)
+    assert [decay_factor(kind, p) for p in (0, 0.5, 0.75, 0.875, 1)] == pytest.approx(expected, abs=1e-4)
 
 
 def test_lr_decay_lowers_both_learning_rates_along_the_run_and_resumes_on_the_same_curve(tiny_npz, tmp_path):
