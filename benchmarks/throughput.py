@@ -86,6 +86,9 @@ class BareStep:
         return float(np.median([_timed(self) for _ in range(steps)]))
 
 
+BATCH = 64  # the bare step and the loop run at the same batch (the defaults' is smaller at <= 64 px)
+
+
 # `gansmith train` in a child process that reports its own peak RSS
 CHILD = """
 import resource, runpy, sys
@@ -116,7 +119,7 @@ def random_data(work: Path, res: int, channels: int) -> Path:
 def loop_run(res: int, channels: int, seconds: float, work: Path) -> tuple[float, float]:
     """(images/s of the whole training loop, between its first and last log lines; peak RSS MB)."""
     lines, peak = train_child(random_data(work, res, channels), work / f"loop-{res}", "--arch", "dcgan",
-                              "--minutes", seconds / 60, "--log-every", 0.256)
+                              "--batch", BATCH, "--minutes", seconds / 60, "--log-every", 0.256)
     first, last = lines[0], lines[-1]
     return (last["kimg"] - first["kimg"]) * 1000 / (last["seconds"] - first["seconds"]), peak
 
@@ -125,7 +128,8 @@ def leak_check(work: Path, steps: list[int]) -> list[str]:
     lines = ["## Memory over training length (28 px, width 16, batch 64, each run in a fresh process)", "",
              "| steps | peak RSS MB |", "|---|---|"]
     for n in steps:
-        _, peak = train_child(random_data(work, 28, 1), work / f"leak-{n}", "--width", 16, "--kimg", n * 64 / 1000,
+        _, peak = train_child(random_data(work, 28, 1), work / f"leak-{n}", "--width", 16, "--batch", BATCH,
+                              "--kimg", n * BATCH / 1000,
                               "--checkpoint-every", 64)
         lines.append(f"| {n} | {peak:.0f} |")
         print(lines[-1], flush=True)
@@ -155,12 +159,12 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for res in map(int, args.res.split(",")):
             channels = 1 if res == 28 else 3
-            step = BareStep(res, channels, 64)
+            step = BareStep(res, channels, BATCH)
             flops, seconds = step.flops(), step.seconds()
-            nchw = BareStep(res, channels, 64, channels_last=False).seconds()
+            nchw = BareStep(res, channels, BATCH, channels_last=False).seconds()
             loop, rss = loop_run(res, channels, args.loop_seconds, Path(work))
-            bare = 64 / seconds
-            lines.append(f"| {res} | {channels} | 64 | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
+            bare = BATCH / seconds
+            lines.append(f"| {res} | {channels} | {BATCH} | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
                          f"{flops / seconds / 1e9:.0f} | "
                          f"{flops / seconds / peak:.0%} | {bare:.0f} | {loop:.0f} | {loop / bare:.0%} | {rss:.0f} |")
             print(lines[-1], flush=True)

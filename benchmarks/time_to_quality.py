@@ -7,8 +7,8 @@ gansmith (one run continued with --resume up to each budget: resume is exact, so
 uninterrupted run) train for the same training wall time; then FID and KID of n generated images
 against n real ones (standard Inception, TF-protocol preprocessing). Writes
 benchmarks/results/time_to_quality.md, the sample grids next to it and, per data set, the two grids of the
-longest budget side by side (classic | gansmith). Finished data sets are not rerun (rows cached in --work),
-nor is a finished classic run (to rerun only the gansmith arm, delete NAME-rows-nN.json and NAME-gansmith/).
+longest budget side by side (classic | gansmith). Finished runs and their scores are reused from --work: to
+rerun one arm, delete its files (NAME-classic.pt* or the folder NAME-gansmith/).
 Data: Fashion-MNIST 60k train split (apt-get install dataset-fashion-mnist), colour emoji 64 px
 (../shared/data/twemoji-64.zip).
 """
@@ -79,41 +79,49 @@ def run(cmd):
 
 
 def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> list[dict]:
-    done_rows = work / f"{name}-rows-n{n}.json"  # a finished data set is not rerun
-    if done_rows.exists():
-        return json.loads(done_rows.read_text())
+    """Train both arms (a finished run is reused) and score every budget (a score is cached beside its run,
+    so deleting one arm's files reruns and rescores that arm only)."""
     data, npz = prepare(name, work)
-    rows = []
     classic = work / f"{name}-classic.pt"
     info = Path(f"{classic}.json")
     snapshots = [classic] + [Path(f"{classic}.{b:g}min") for b in budgets[:-1]]
     finished = info.exists() and json.loads(info.read_text()).get("minutes") == budgets[-1]
-    if finished and all(p.exists() for p in snapshots):  # reused: to rerun one arm, delete its files
+    if finished and all(p.exists() for p in snapshots):
         print(f"reusing the classic run {classic}", flush=True)
     else:
         run([sys.executable, HERE / "classic_dcgan.py", npz, "--minutes", budgets[-1], "--out", classic,
              "--snapshots", ",".join(f"{b:g}" for b in budgets[:-1])])
     gs_run, done = work / f"{name}-gansmith", 0.0
-    for b in budgets:
+    if all((gs_run / f"snapshot-{b:g}min.pt").exists() for b in budgets):
+        print(f"reusing the gansmith run {gs_run}", flush=True)
+        done = budgets[-1]
+    for b in (b for b in budgets if b > done):
         resume = ["--resume"] if done else []
         run([sys.executable, "-m", "gansmith", "train", npz, "--out", gs_run, "--minutes", b - done,
              "--no-report", "--quiet", *resume])
         done = b
-        snap = gs_run / f"snapshot-{b:g}min.pt"
         latest = sorted((gs_run / "checkpoints").glob("step-*.pt"))[-1]
-        snap.write_bytes(latest.read_bytes())
+        (gs_run / f"snapshot-{b:g}min.pt").write_bytes(latest.read_bytes())
+    rows = []
     for b in budgets:
         state = classic if b == budgets[-1] else Path(f"{classic}.{b:g}min")
-        fakes = {"classic DCGAN": classic_samples(state, data.res, data.channels, n),
-                 "gansmith": generate_images(load_generator(gs_run / f"snapshot-{b:g}min.pt")[0], n, seed=SAMPLE_SEED)}
-        for recipe, fake in fakes.items():
+        arms = {"classic DCGAN": (Path(f"{classic}.score-{b:g}min-n{n}.json"),
+                                  lambda: classic_samples(state, data.res, data.channels, n)),
+                "gansmith": (gs_run / f"score-{b:g}min-n{n}.json",
+                             lambda: generate_images(load_generator(gs_run / f"snapshot-{b:g}min.pt")[0], n,
+                                                     seed=SAMPLE_SEED))}
+        for recipe, (cache, make_fakes) in arms.items():
+            if cache.exists():
+                rows.append(json.loads(cache.read_text()))
+                continue
+            fake = make_fakes()
             m = evaluate(data, fake, ("fid", "kid"), n=n)
             grid = out / f"ttq-{name}-{recipe.split()[0]}-{b:g}min.png"
             atomic_save_image(grid, to_pil(make_grid(fake[:64])))
             rows.append({"data": name, "minutes": b, "recipe": recipe, "fid": m["fid"], "kid": m["kid"],
                          "kid_std": m["kid_std"], "n": n, "grid": grid.name})
+            atomic_write_text(cache, json.dumps(rows[-1]))
             print(json.dumps(rows[-1]), flush=True)
-    atomic_write_text(done_rows, json.dumps(rows))
     return rows
 
 

@@ -40,13 +40,13 @@ class TrainConfig:
     pack: int = 1                   # PacGAN: D judges this many samples at once (Lin et al. 2018); 1 = off
     # optimization
     loss: str = "ns"
-    batch: int = 64
+    batch: int | None = None        # images per step; None: the architecture's default (ARCH_DEFAULTS)
     g_lr: float | None = None       # None: the architecture's default (ARCH_DEFAULTS)
     d_lr: float | None = None
     beta1: float | None = None
     beta2: float | None = None
     ema: float | None = None        # decay of the moving average of G's weights; 0 = off; None: ARCH_DEFAULTS
-    lr_decay: str = "none"          # none, linear or cosine: both learning rates fall to 0 by the end of the run
+    lr_decay: str = "none"          # none, linear, cosine or late (the last quarter only): to 0 by the end of the run
     # regularizers
     r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
     r1_every: int = 16              # lazy regularization: apply R1 every this many steps
@@ -90,20 +90,22 @@ class TrainConfig:
 # small-image row beat progressive growing (KID 0.23 vs 0.33 after 5 minutes; benchmarks/results/arch_64px.md,
 # time_to_quality.md). Above 64 px nothing has been measured; progressive growing is the established way there.
 SMALL_RES = 64
-# What an unset --width, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN up to
+# What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN up to
 # SMALL_RES has its own row. Each row is measured, not folklore:
 # - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
 #   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most;
 #   on 64 px emoji, 10 minutes, it scored FID 254 where width 64 at 2e-4 had scored 303 (arch_64px.md).
+#   Batch 16 beat 32 and 64 on both data sets (more, noisier steps in the same minutes); on the emoji it took the
+#   10-minute FID from 254 to 203 (arch_64px.md, time_to_quality.md).
 # - dcgan above 64 px: Radford et al. 2016.
 # - progressive and msg: equalized learning rates keep weights N(0, 1), which needs ProGAN's 1e-3 with betas
 #   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
 #   convolutions at every scale). EMA is off until measured for them.
 ARCH_DEFAULTS = {
-    "dcgan-small": {"width": 32, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.999},
-    "dcgan": {"width": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
-    "progressive": {"width": 16, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
-    "msg": {"width": 16, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
+    "dcgan-small": {"width": 32, "batch": 16, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.999},
+    "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
+    "progressive": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
+    "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
 }
 
 
@@ -147,9 +149,10 @@ def validate(cfg: TrainConfig) -> None:
     require(1 <= cfg.z_dim <= 4096, f"--z-dim must be between 1 and 4096, not {cfg.z_dim}")
     require(cfg.width is None or 1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
     require(cfg.d_width is None or 1 <= cfg.d_width <= 1024, f"--d-width must be between 1 and 1024, not {cfg.d_width}")
-    require(1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
+    require(cfg.batch is None or 1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
     require(1 <= cfg.pack <= 16, f"--pack must be between 1 and 16 samples, not {cfg.pack}")
-    require(cfg.batch % cfg.pack == 0, f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
+    require(cfg.batch is None or cfg.batch % cfg.pack == 0,
+            f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
     for name in ("g_lr", "d_lr"):
         v = getattr(cfg, name)
         require(v is None or 0 < v < 1, f"--{name.replace('_', '-')} must be a learning rate between 0 and 1, not {v}")
@@ -193,7 +196,9 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
         d_norm = "none" if (cfg.sn or cfg.loss == "wgan-gp" or cfg.r1 > 0) else "bn"
     unset = {k: v for k, v in arch_defaults(arch, res).items() if getattr(cfg, k) is None}
     cfg = cfg.replace(arch=arch, res=res, channels=channels, d_norm=d_norm, **unset)
-    return cfg.replace(d_width=cfg.d_width or cfg.width)
+    cfg = cfg.replace(d_width=cfg.d_width or cfg.width)
+    validate(cfg)  # a default batch must still fit --pack
+    return cfg
 
 
 def shape_differences(a: dict, b: dict) -> list[str]:

@@ -277,14 +277,14 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 
 def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: bool) -> TrainResult:
     """The whole run on this process (one of `ranks.world`); only rank 0 writes to the run folder."""
-    if ranks.active and config.batch % ranks.world:
-        raise UserError(f"--batch {config.batch} (the global batch) must be divisible by the {ranks.world} ranks")
-    if ranks.active and (config.batch // ranks.world) % config.pack:
-        raise UserError(f"each rank's share of --batch {config.batch} must be a multiple of --pack {config.pack}")
     run = RunFolder(config.out) if ranks.main else ReadOnlyRun(config.out)
     latest = ranks.broadcast(find_resume_point(run, resume) if ranks.main else None)
     data = load_images(config.data, res=config.res, channels=config.channels, fit=config.fit, progress=progress)
     cfg = resolve(config, data.res, data.channels)
+    if ranks.active and cfg.batch % ranks.world:
+        raise UserError(f"--batch {cfg.batch} (the global batch) must be divisible by the {ranks.world} ranks")
+    if ranks.active and (cfg.batch // ranks.world) % cfg.pack:
+        raise UserError(f"each rank's share of --batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
     if cfg.kimg is None and cfg.minutes is None:
         cfg = cfg.replace(kimg=DEFAULT_KIMG)
     if latest is not None:
