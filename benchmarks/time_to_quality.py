@@ -39,6 +39,7 @@ DATASETS = {
     "emoji": str(HERE.parent.parent / "shared" / "data" / "twemoji-64.zip"),
 }
 SAMPLE_SEED = 7
+NOTES_MARKER = "<!-- generated above; the notes below are kept when the script rewrites the table -->"
 
 
 def machine() -> str:
@@ -135,8 +136,9 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         lines.append(f"| {r['data']} | {r['minutes']:g} | {r['recipe']} | {r['fid']:.2f} | "
                      f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {ratio} |")
     lines += ["", f"FID/KID on {rows[0]['n']} generated vs {rows[0]['n']} real images; grids: " +
-              ", ".join(f"`{r['grid']}`" for r in rows)]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+              ", ".join(f"`{r['grid']}`" for r in rows), "", NOTES_MARKER]
+    notes = path.read_text().partition(NOTES_MARKER)[2] if path.exists() else ""  # the hand-written reading
+    atomic_write_text(path, "\n".join(lines) + (notes or "\n"))
 
 
 def main():
