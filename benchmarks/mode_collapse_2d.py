@@ -33,6 +33,7 @@ from gansmith.training.lr import decay_factor
 from gansmith.training.policies import BalancePolicy
 
 N_EVAL = 2500
+TOPK_DECAY = 0.99  # per 100 steps, as Sinha et al. decay k per epoch
 MIN_COUNT = 20   # a mode counts as covered with at least this many high-quality samples (of 2,500)
 
 
@@ -127,10 +128,19 @@ class Setup:
     d_steps: int = 1
     lr_decay: str = "none"  # gansmith.training.lr: both learning rates fall to 0 over the run
     pack: int = 1
+    topk: float = 1.0  # G learns from this share of its best-scored samples (reached by TOPK_DECAY)
     note: str = ""
 
 
-def train_one(s: Setup, kind: str, seed: int) -> dict:
+def top_k(fake: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The `fraction` of D's verdicts on generated samples that score most real: G learns only from those
+    (Top-k training, Sinha et al. 2020). Measured here, not adopted by the trainer (mode_collapse_2d.md)."""
+    k = max(1, round(fraction * fake.shape[0]))
+    return fake if k >= fake.shape[0] else fake.topk(k, dim=0).values
+
+
+def train_generator(s: Setup, kind: str, seed: int) -> tuple[nn.Module, int]:
+    """The trained generator (its EMA when EMA is on) and the number of skipped D steps."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(10_000 + seed)
     means, std = mixture(kind)
@@ -140,7 +150,6 @@ def train_one(s: Setup, kind: str, seed: int) -> dict:
     opt_D = torch.optim.Adam(D.parameters(), s.d_lr, betas=s.betas)
     balance = BalancePolicy(s.loss) if s.balance else None
     skipped = 0
-    t0 = time.time()
     for step in range(s.steps):
         for opt, lr in ((opt_G, s.g_lr), (opt_D, s.d_lr)):
             opt.param_groups[0]["lr"] = lr * decay_factor(s.lr_decay, step / s.steps)
@@ -165,16 +174,23 @@ def train_one(s: Setup, kind: str, seed: int) -> dict:
                     loss_d = losses.discriminator_loss(s.loss, D(real), D(fake))
             balance.observe(float(loss_d), step)
         D.requires_grad_(False)
-        loss_g = losses.generator_loss(s.loss, D(G(torch.randn(s.batch, s.z_dim, generator=gen))))
+        fake_out = D(G(torch.randn(s.batch, s.z_dim, generator=gen)))
+        loss_g = losses.generator_loss(s.loss, top_k(fake_out, max(s.topk, TOPK_DECAY ** (step / 100))))
         opt_G.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_G.step()
         D.requires_grad_(True)
         if G_ema is not None:
             update_ema(G_ema, G, s.ema)
+    return G_ema or G, skipped
+
+
+def train_one(s: Setup, kind: str, seed: int) -> dict:
+    t0 = time.time()
+    G, skipped = train_generator(s, kind, seed)
     with torch.no_grad():
-        x = (G_ema or G)(torch.randn(N_EVAL, s.z_dim, generator=torch.Generator().manual_seed(99 + seed)))
-    out = score(x, means, std)
+        x = G(torch.randn(N_EVAL, s.z_dim, generator=torch.Generator().manual_seed(99 + seed)))
+    out = score(x, *mixture(kind))
     out.update(seconds=time.time() - t0, d_skipped=skipped)
     return out
 
@@ -193,6 +209,9 @@ SETUPS = {
                          lr_decay="cosine"),
     "all-late": replace(BASE, name="R1 + minibatch std + EMA + late lr decay (last quarter)", r1=0.1, mbstd=True,
                         ema=0.99, lr_decay="late"),
+    "all-late-topk": replace(BASE, name="R1 + minibatch std + EMA + late lr decay + top-k 0.5", r1=0.1,
+                             mbstd=True, ema=0.99, lr_decay="late", topk=0.5),
+    "all-topk": replace(BASE, name="R1 + minibatch std + EMA + top-k 0.5", r1=0.1, mbstd=True, ema=0.99, topk=0.5),
     "decay": replace(BASE, name="+ cosine lr decay", lr_decay="cosine"),
     "all-ema999": replace(BASE, name="R1 + minibatch std + EMA 0.999", r1=0.1, mbstd=True, ema=0.999),
     "pack2": replace(BASE, name="+ PacGAN2", pack=2),
@@ -201,6 +220,18 @@ SETUPS = {
     "all-big": replace(BASE, name="R1 + minibatch std + EMA, 4 x 400 units (PacGAN's size)", r1=0.1, mbstd=True,
                        ema=0.99, g_hidden=400, d_hidden=400, layers=4),
 }
+
+
+def with_overrides(s: Setup, spec: str) -> Setup:
+    """`spec` "field=value,field=value": values parsed as the field's current type; named in the setup."""
+    if not spec:
+        return s
+    changes = {}
+    for item in spec.split(","):
+        key, value = item.split("=")
+        kind = type(getattr(s, key))
+        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return replace(s, name=f"{s.name} ({spec})", **changes)
 
 
 def machine() -> str:
@@ -215,9 +246,11 @@ def machine() -> str:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds FIRST .. FIRST + SEEDS - 1 (to split a run)")
     p.add_argument("--setups", default=",".join(SETUPS))
     p.add_argument("--mixtures", default="ring,grid")
     p.add_argument("--steps", type=int, default=None, help="override the training steps of every setup")
+    p.add_argument("--set", default="", help="override Setup fields of every setup, e.g. batch=512,d_steps=2")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write the markdown table here")
     a = p.parse_args(argv)
@@ -236,9 +269,9 @@ def main(argv=None):
     for kind in a.mixtures.split(","):
         n_modes = len(mixture(kind)[0])
         for key in a.setups.split(","):
-            s = SETUPS[key] if a.steps is None else replace(SETUPS[key], steps=a.steps)
+            s = with_overrides(SETUPS[key] if a.steps is None else replace(SETUPS[key], steps=a.steps), a.set)
             results = []
-            for seed in range(a.seeds):
+            for seed in range(a.first_seed, a.first_seed + a.seeds):
                 results.append(train_one(s, kind, seed))
                 print(f"  {kind} {key} seed {seed}: {results[-1]}", file=sys.stderr, flush=True)
             modes = [r["modes"] for r in results]
