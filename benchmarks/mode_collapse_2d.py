@@ -222,18 +222,6 @@ SETUPS = {
 }
 
 
-def with_overrides(s: Setup, spec: str) -> Setup:
-    """`spec` "field=value,field=value": values parsed as the field's current type; named in the setup."""
-    if not spec:
-        return s
-    changes = {}
-    for item in spec.split(","):
-        key, value = item.split("=")
-        kind = type(getattr(s, key))
-        changes[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    return replace(s, name=f"{s.name} ({spec})", **changes)
-
-
 def machine() -> str:
     try:
         model = next(l.split(":", 1)[1].strip() for l in subprocess.run(
@@ -250,7 +238,6 @@ def main(argv=None):
     p.add_argument("--setups", default=",".join(SETUPS))
     p.add_argument("--mixtures", default="ring,grid")
     p.add_argument("--steps", type=int, default=None, help="override the training steps of every setup")
-    p.add_argument("--set", default="", help="override Setup fields of every setup, e.g. batch=512,d_steps=2")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="write the markdown table here")
     a = p.parse_args(argv)
@@ -269,7 +256,7 @@ def main(argv=None):
     for kind in a.mixtures.split(","):
         n_modes = len(mixture(kind)[0])
         for key in a.setups.split(","):
-            s = with_overrides(SETUPS[key] if a.steps is None else replace(SETUPS[key], steps=a.steps), a.set)
+            s = SETUPS[key] if a.steps is None else replace(SETUPS[key], steps=a.steps)
             results = []
             for seed in range(a.first_seed, a.first_seed + a.seeds):
                 results.append(train_one(s, kind, seed))
