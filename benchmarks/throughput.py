@@ -3,12 +3,13 @@
     python benchmarks/throughput.py [--res 28,64] [--scaling] [--leak-steps 1000,10000]
 
 1. The machine's achievable fp32 FLOP/s: the best of several large square matmuls.
-2. For each resolution, gansmith's DCGAN at its defaults (built by gansmith.models from TrainConfig(arch="dcgan")):
+2. For each resolution and batch (--batches), gansmith's DCGAN at its defaults (built by gansmith.models from
+   TrainConfig(arch="dcgan"); --width overrides the width):
    - the bare step: exactly the trainer's D phase + G phase (gansmith.training.step) on a fixed batch,
      timed after warm-up; FLOPs per step counted with torch.utils.flop_counter -> achieved FLOP/s and its
      share of the matmul figure;
    - the full loop: `gansmith.training.train` (data, EMA, doctor, logging, sample grids, checkpoints)
-     for --loop-seconds, images/s between the first and the last log interval -> share of the bare step.
+     for --loop-seconds, images/s in wall time after the first log interval -> share of the bare step.
 3. --scaling: bare-step time vs resolution (28, 64, 128, 256) and vs batch size (16, 64, 256) at 64 px.
 4. Memory: peak RSS of the full loop (each run in its own process); leaks: peak RSS of a narrow, fast
    training run (28 px, width 16, batch 64) after 1,000 and after 10,000 steps must not grow.
@@ -31,7 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from time_to_quality import machine  # noqa: E402
+from time_to_quality import machine, write_keeping_notes  # noqa: E402
 
 from gansmith.fileio import atomic_write_text  # noqa: E402
 from gansmith.models import build_discriminator, build_generator  # noqa: E402
@@ -67,7 +68,7 @@ class BareStep:
         self.opt_D = torch.optim.Adam(self.D.parameters(), cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
         self.opts, self.rng = StepOptions(loss=cfg.loss), torch.Generator().manual_seed(0)
         self.real = (torch.rand(batch, channels, res, res) * 2 - 1).contiguous(memory_format=fmt)
-        self.batch, self.z_dim = batch, cfg.z_dim
+        self.batch, self.z_dim, self.width = batch, cfg.z_dim, cfg.width
 
     def __call__(self):
         fake = self.G(torch.randn(self.batch, self.z_dim))
@@ -79,14 +80,14 @@ class BareStep:
             self()
         return counter.get_total_flops()
 
-    def seconds(self, steps: int = 20, warmup: int = 3) -> float:
+    def seconds(self, steps: int = 100, warmup: int = 3) -> float:
         """Median seconds per step after the warm-up steps."""
         for _ in range(warmup):
             self()
         return float(np.median([_timed(self) for _ in range(steps)]))
 
 
-BATCH = 64  # the bare step and the loop run at the same batch (the defaults' is smaller at <= 64 px)
+LEAK_BATCH = 64
 
 
 # `gansmith train` in a child process that reports its own peak RSS
@@ -116,20 +117,39 @@ def random_data(work: Path, res: int, channels: int) -> Path:
     return data
 
 
-def loop_run(res: int, channels: int, seconds: float, work: Path) -> tuple[float, float]:
-    """(images/s of the whole training loop, between its first and last log lines; peak RSS MB)."""
-    lines, peak = train_child(random_data(work, res, channels), work / f"loop-{res}", "--arch", "dcgan",
-                              "--batch", BATCH, "--minutes", seconds / 60, "--log-every", 0.256)
-    first, last = lines[0], lines[-1]
-    return (last["kimg"] - first["kimg"]) * 1000 / (last["seconds"] - first["seconds"]), peak
+def loop_run(res: int, channels: int, batch: int, seconds: float, work: Path, *options) -> tuple[float, float]:
+    """(images/s of the whole training loop in wall time, after its first log interval; peak RSS MB).
+
+    Each metrics line's img_per_s is the wall-clock rate since the previous line, so it includes everything
+    the loop does between steps (logging, the doctor, sample grids, checkpoints); the `seconds` field counts
+    the training steps alone and would flatter the loop."""
+    lines, peak = train_child(random_data(work, res, channels), work / f"loop-{res}-{batch}", "--arch", "dcgan",
+                              "--batch", batch, "--minutes", seconds / 60, "--log-every", 0.256, *options)
+    images = [(b["kimg"] - a["kimg"]) * 1000 for a, b in zip(lines, lines[1:])]
+    wall = sum(n / line["img_per_s"] for n, line in zip(images, lines[1:]))
+    return sum(images) / wall, peak
+
+
+def measure_row(res: int, batch: int, width: int | None, loop_seconds: float, peak: float, work: Path) -> str:
+    channels = 1 if res == 28 else 3
+    step = BareStep(res, channels, batch, width=width)
+    flops, seconds = step.flops(), step.seconds()
+    nchw = BareStep(res, channels, batch, channels_last=False, width=width).seconds()
+    bare = batch / seconds
+    loop_cells = "— | — | —"
+    if loop_seconds:
+        loop, rss = loop_run(res, channels, batch, loop_seconds, work, "--width", step.width)
+        loop_cells = f"{loop:.0f} | {loop / bare:.0%} | {rss:.0f}"
+    return (f"| {res} | {channels} | {step.width} | {batch} | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
+            f"{flops / seconds / 1e9:.0f} | {flops / seconds / peak:.0%} | {bare:.0f} | {loop_cells} |")
 
 
 def leak_check(work: Path, steps: list[int]) -> list[str]:
     lines = ["## Memory over training length (28 px, width 16, batch 64, each run in a fresh process)", "",
              "| steps | peak RSS MB |", "|---|---|"]
     for n in steps:
-        _, peak = train_child(random_data(work, 28, 1), work / f"leak-{n}", "--width", 16, "--batch", BATCH,
-                              "--kimg", n * BATCH / 1000,
+        _, peak = train_child(random_data(work, 28, 1), work / f"leak-{n}", "--width", 16, "--batch", LEAK_BATCH,
+                              "--kimg", n * LEAK_BATCH / 1000,
                               "--checkpoint-every", 64)
         lines.append(f"| {n} | {peak:.0f} |")
         print(lines[-1], flush=True)
@@ -139,7 +159,10 @@ def leak_check(work: Path, steps: list[int]) -> list[str]:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--res", default="28,64")
-    p.add_argument("--loop-seconds", type=float, default=60)
+    p.add_argument("--batches", default="16,64", help="comma-separated batch sizes (the bare step and the loop "
+                   "run at the same batch; the default at <= 64 px is 16)")
+    p.add_argument("--width", type=int, default=None, help="G and D width (default: the defaults' for the size)")
+    p.add_argument("--loop-seconds", type=float, default=60, help="0: the bare step only")
     p.add_argument("--scaling", action="store_true")
     p.add_argument("--leak-steps", default="1000,10000", help="comma-separated step counts ('' to skip)")
     p.add_argument("--out", default=str(HERE / "results"))
@@ -149,28 +172,21 @@ def main():
     lines = ["# Throughput: how close to the machine's limit", "", f"{datetime.date.today()} · {machine()}", "",
              f"Command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
              f"Achievable fp32 matmul (4096², best of 5): **{peak / 1e9:.0f} GFLOP/s**.", "",
-             "| res | channels | batch | GFLOP / step | bare step s (NCHW) | bare step s | bare GFLOP/s | "
+             "| res | channels | width | batch | GFLOP / step | bare step s (NCHW) | bare step s | bare GFLOP/s | "
              "share of matmul | bare img/s | full loop img/s | loop / bare | loop peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if args.scaling:  # its own file, so `--res "" --leak-steps "" --scaling` leaves the main table alone
         atomic_write_text(out / "scaling.md", "\n".join(lines[:8] + scaling_table(peak, out)) + "\n")
     if not args.res:
         return
     with tempfile.TemporaryDirectory() as work:
         for res in map(int, args.res.split(",")):
-            channels = 1 if res == 28 else 3
-            step = BareStep(res, channels, BATCH)
-            flops, seconds = step.flops(), step.seconds()
-            nchw = BareStep(res, channels, BATCH, channels_last=False).seconds()
-            loop, rss = loop_run(res, channels, args.loop_seconds, Path(work))
-            bare = BATCH / seconds
-            lines.append(f"| {res} | {channels} | {BATCH} | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
-                         f"{flops / seconds / 1e9:.0f} | "
-                         f"{flops / seconds / peak:.0%} | {bare:.0f} | {loop:.0f} | {loop / bare:.0%} | {rss:.0f} |")
-            print(lines[-1], flush=True)
+            for batch in map(int, args.batches.split(",")):
+                lines.append(measure_row(res, batch, args.width, args.loop_seconds, peak, Path(work)))
+                print(lines[-1], flush=True)
         if args.leak_steps:
             lines += ["", *leak_check(Path(work), [int(n) for n in args.leak_steps.split(",")])]
-    atomic_write_text(out / "throughput.md", "\n".join(lines) + "\n")
+    write_keeping_notes(out / "throughput.md", lines)
 
 
 def scaling_table(peak: float, out: Path) -> list[str]:

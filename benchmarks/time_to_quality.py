@@ -42,6 +42,12 @@ SAMPLE_SEED = 7
 NOTES_MARKER = "<!-- generated above; the notes below are kept when the script rewrites the table -->"
 
 
+def write_keeping_notes(path: Path, generated: list[str]) -> None:
+    """Write the generated lines, then NOTES_MARKER and the hand-written reading found below it in `path`."""
+    notes = path.read_text().partition(NOTES_MARKER)[2] if path.exists() else ""
+    atomic_write_text(path, "\n".join(generated + ["", NOTES_MARKER]) + (notes or "\n"))
+
+
 def machine() -> str:
     model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     return f"{model}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.platform()}"
@@ -136,9 +142,8 @@ def write_table(rows: list[dict], args, path: Path) -> None:
         lines.append(f"| {r['data']} | {r['minutes']:g} | {r['recipe']} | {r['fid']:.2f} | "
                      f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {ratio} |")
     lines += ["", f"FID/KID on {rows[0]['n']} generated vs {rows[0]['n']} real images; grids: " +
-              ", ".join(f"`{r['grid']}`" for r in rows), "", NOTES_MARKER]
-    notes = path.read_text().partition(NOTES_MARKER)[2] if path.exists() else ""  # the hand-written reading
-    atomic_write_text(path, "\n".join(lines) + (notes or "\n"))
+              ", ".join(f"`{r['grid']}`" for r in rows)]
+    write_keeping_notes(path, lines)
 
 
 def main():
