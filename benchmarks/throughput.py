@@ -4,7 +4,7 @@
 
 1. The machine's achievable fp32 FLOP/s: the best of several large square matmuls.
 2. For each resolution and batch (--batches), gansmith's DCGAN at its defaults (built by gansmith.models from
-   TrainConfig(arch="dcgan"); --width overrides the width):
+   TrainConfig(arch="dcgan")):
    - the bare step: exactly the trainer's D phase + G phase (gansmith.training.step) on a fixed batch,
      timed after warm-up; FLOPs per step counted with torch.utils.flop_counter -> achieved FLOP/s and its
      share of the matmul figure;
@@ -117,28 +117,28 @@ def random_data(work: Path, res: int, channels: int) -> Path:
     return data
 
 
-def loop_run(res: int, channels: int, batch: int, seconds: float, work: Path, *options) -> tuple[float, float]:
+def loop_run(res: int, channels: int, batch: int, seconds: float, work: Path) -> tuple[float, float]:
     """(images/s of the whole training loop in wall time, after its first log interval; peak RSS MB).
 
     Each metrics line's img_per_s is the wall-clock rate since the previous line, so it includes everything
     the loop does between steps (logging, the doctor, sample grids, checkpoints); the `seconds` field counts
     the training steps alone and would flatter the loop."""
     lines, peak = train_child(random_data(work, res, channels), work / f"loop-{res}-{batch}", "--arch", "dcgan",
-                              "--batch", batch, "--minutes", seconds / 60, "--log-every", 0.256, *options)
+                              "--batch", batch, "--minutes", seconds / 60, "--log-every", 0.256)
     images = [(b["kimg"] - a["kimg"]) * 1000 for a, b in zip(lines, lines[1:])]
     wall = sum(n / line["img_per_s"] for n, line in zip(images, lines[1:]))
     return sum(images) / wall, peak
 
 
-def measure_row(res: int, batch: int, width: int | None, loop_seconds: float, peak: float, work: Path) -> str:
+def measure_row(res: int, batch: int, loop_seconds: float, peak: float, work: Path) -> str:
     channels = 1 if res == 28 else 3
-    step = BareStep(res, channels, batch, width=width)
+    step = BareStep(res, channels, batch)
     flops, seconds = step.flops(), step.seconds()
-    nchw = BareStep(res, channels, batch, channels_last=False, width=width).seconds()
+    nchw = BareStep(res, channels, batch, channels_last=False).seconds()
     bare = batch / seconds
     loop_cells = "— | — | —"
     if loop_seconds:
-        loop, rss = loop_run(res, channels, batch, loop_seconds, work, "--width", step.width)
+        loop, rss = loop_run(res, channels, batch, loop_seconds, work)
         loop_cells = f"{loop:.0f} | {loop / bare:.0%} | {rss:.0f}"
     return (f"| {res} | {channels} | {step.width} | {batch} | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
             f"{flops / seconds / 1e9:.0f} | {flops / seconds / peak:.0%} | {bare:.0f} | {loop_cells} |")
@@ -161,7 +161,6 @@ def main():
     p.add_argument("--res", default="28,64")
     p.add_argument("--batches", default="16,64", help="comma-separated batch sizes (the bare step and the loop "
                    "run at the same batch; the default at <= 64 px is 16)")
-    p.add_argument("--width", type=int, default=None, help="G and D width (default: the defaults' for the size)")
     p.add_argument("--loop-seconds", type=float, default=60, help="0: the bare step only")
     p.add_argument("--scaling", action="store_true")
     p.add_argument("--leak-steps", default="1000,10000", help="comma-separated step counts ('' to skip)")
@@ -182,7 +181,7 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         for res in map(int, args.res.split(",")):
             for batch in map(int, args.batches.split(",")):
-                lines.append(measure_row(res, batch, args.width, args.loop_seconds, peak, Path(work)))
+                lines.append(measure_row(res, batch, args.loop_seconds, peak, Path(work)))
                 print(lines[-1], flush=True)
         if args.leak_steps:
             lines += ["", *leak_check(Path(work), [int(n) for n in args.leak_steps.split(",")])]
