@@ -38,7 +38,7 @@ def load_generator(run_or_checkpoint: str | Path, which: str = "latest", ema: bo
                    device: str | torch.device = "cpu"):
     """The generator of a run, in eval mode, and the run's TrainConfig. Uses the EMA weights when present."""
     _, ckpt = find_checkpoint(run_or_checkpoint, which)
-    cfg = TrainConfig.from_dict(ckpt["config"])
+    cfg = TrainConfig.from_saved(ckpt["config"])
     G = build_generator(cfg)
     state = ckpt["G_ema"] if ema and ckpt.get("G_ema") is not None else ckpt["G"]
     G.load_state_dict(state)

@@ -1,4 +1,5 @@
 """The CLI as a user meets it: train, resume, sample, and one clear line for every mistake."""
+import json
 import os
 import signal
 import subprocess
@@ -10,9 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gansmith.training.checkpoint import list_step_checkpoints
+from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint
 
-TINY = ["--no-report", "--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
+# depth 0: after the 8 steps of these runs, a depth-1 G in eval mode (batch-norm running statistics still near
+# their initial values) draws near-uniform gray for every seed, which the sampling tests could not tell apart
+TINY = ["--no-report", "--width", "8", "--z-dim", "16", "--batch", "16", "--depth", "0", "--log-every", "0.032",
         "--sample-every", "0.064", "--checkpoint-every", "0.064"]
 
 
@@ -30,6 +33,32 @@ def test_train_then_resume_extends_the_run(trained_run, tiny_npz, run_cli):
     assert code == 0, err
     assert "resuming" in err
     assert list_step_checkpoints(trained_run / "checkpoints")[-1].name == "step-00000016.pt"
+
+
+def test_a_run_saved_before_depth_existed_resumes_and_samples_as_it_was_built(tiny_npz, tmp_path, run_cli):
+    """Runs of older versions have no "depth" in their config; they were built without extra layers, so they
+    must resume and sample at depth 0 although the default for new runs is now 1."""
+    run = tmp_path / "old"
+    assert run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *TINY)[0] == 0  # depth 0
+    drop_config_key(run, "depth")
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--resume", "--kimg", "0.256", "--quiet")
+    assert code == 0, err
+    latest = list_step_checkpoints(run / "checkpoints")[-1]
+    assert latest.name == "step-00000016.pt" and load_checkpoint(latest)["config"]["depth"] == 0
+    drop_config_key(run, "depth")
+    assert run_cli("sample", run, "-n", "4", "-o", tmp_path / "old.png")[0] == 0
+
+
+def drop_config_key(run, key):
+    """Rewrite a run's config.json and checkpoints as a version without `key` would have written them."""
+    path = run / "config.json"
+    saved = json.loads(path.read_text())
+    saved["config"].pop(key, None)
+    path.write_text(json.dumps(saved))
+    for ckpt_path in list_step_checkpoints(run / "checkpoints"):
+        ckpt = load_checkpoint(ckpt_path)
+        ckpt["config"].pop(key, None)
+        save_checkpoint(ckpt_path, {k: v for k, v in ckpt.items() if k not in ("format", "version", "checksum")})
 
 
 def test_sample_grid_and_single_images_by_seed(trained_run, tmp_path, run_cli):

@@ -125,7 +125,7 @@ def run_without_metrics(tmp_path):
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     np.savez(root / "noise.npz", x=np.random.default_rng(0).integers(0, 256, (32, 28, 28), dtype=np.uint8))
-    train(TrainConfig(data=str(root / "noise.npz"), out=str(root / "run"), width=8, z_dim=16, batch=16, kimg=0.128,
+    train(TrainConfig(data=str(root / "noise.npz"), out=str(root / "run"), width=8, z_dim=16, batch=16, depth=0, kimg=0.128,
                       log_every=0.032, sample_every=0.032, checkpoint_every=0.064), progress=False)
     return root / "run"
 

@@ -29,8 +29,9 @@ from gansmith.training.loop import Trainer
 from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
 from gansmith.training.step import StepOptions, discriminator_input, discriminator_phase
 
-TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
-CLI_TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.032",
+# depth 0 (the classic layout) for tiny runs: see the note on TINY in test_cli.py
+TINY = dict(width=8, z_dim=16, batch=16, depth=0, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
+CLI_TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--depth", "0", "--log-every", "0.032",
             "--sample-every", "0.064", "--checkpoint-every", "0.064", "--quiet", "--no-report"]
 
 
@@ -188,7 +189,7 @@ def top_singular_values(D):
 
 
 def test_d_width_narrows_only_d_and_is_part_of_the_model_shape():
-    cfg = resolve(TrainConfig(width=16, d_width=4), 28, 1)
+    cfg = resolve(TrainConfig(width=16, d_width=4, depth=0), 28, 1)
     conv_widths = [m.out_channels for m in build_discriminator(cfg).modules() if isinstance(m, nn.Conv2d)]
     assert conv_widths == [4, 8]  # as wide as a width-4 D: first conv d_width, then doubling
     assert resolve(TrainConfig(width=16), 28, 1).d_width == 16
@@ -200,7 +201,7 @@ def test_d_width_narrows_only_d_and_is_part_of_the_model_shape():
 
 def test_spectral_norm_bounds_every_layer_of_d():
     torch.manual_seed(0)
-    cfgs = {sn: resolve(TrainConfig(width=8, sn=sn), 28, 1) for sn in (False, True)}
+    cfgs = {sn: resolve(TrainConfig(width=8, depth=0, sn=sn), 28, 1) for sn in (False, True)}
     for sn, cfg in cfgs.items():
         D = build_discriminator(cfg)
         with torch.no_grad():  # blow the raw weights up: without SN the layers' norms explode

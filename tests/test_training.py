@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
+from gansmith.errors import UserError
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
+from gansmith.training.config import resolve, shape_differences, validate
 from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
 from gansmith.models.dcgan import Discriminator, Generator
 
@@ -116,3 +118,31 @@ def test_amp_is_a_warned_no_op_on_cpu(tiny_npz, tmp_path):
         a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
     b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
     assert states_equal(load_checkpoint(a.checkpoint)["G"], load_checkpoint(b.checkpoint)["G"])
+
+
+def test_depth_adds_a_same_size_convolution_at_every_hidden_scale():
+    """--depth 1: one more 3x3 stride-1 conv at 7x7 and 14x14 in G and in D; depth 0 keeps the classic layout
+    (same state-dict keys as before --depth existed); the depth is part of the model shape, and a config saved
+    before --depth existed means depth 0 whatever the default is now."""
+    def convs(net, x):
+        shapes = []
+        hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((m.kernel_size[0], o.shape[-1])))
+                 for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+        net(x)
+        [h.remove() for h in hooks]
+        return shapes
+
+    z, x = torch.randn(2, 16), torch.randn(2, 1, 28, 28)
+    assert convs(Generator(28, 1, 16, 8), z) == [(4, 14), (4, 28)]
+    assert convs(Generator(28, 1, 16, 8, depth=1), z) == [(3, 7), (4, 14), (3, 14), (4, 28)]
+    assert convs(Discriminator(28, 1, 8), x) == [(4, 14), (4, 7)]
+    assert convs(Discriminator(28, 1, 8, depth=2), x) == [(4, 14), (3, 14), (3, 14), (4, 7), (3, 7), (3, 7)]
+    assert Discriminator(28, 1, 8).state_dict().keys() == Discriminator(28, 1, 8, depth=0).state_dict().keys()
+    cfg = resolve(TrainConfig(width=8, depth=1), 28, 1)
+    assert shape_differences(cfg.to_dict(), cfg.replace(depth=0).to_dict()) == ["depth: 1 != 0"]
+    older = {k: v for k, v in cfg.to_dict().items() if k != "depth"}
+    assert TrainConfig.from_saved(older).depth == 0 and shape_differences(older, cfg.replace(depth=0).to_dict()) == []
+    with pytest.raises(UserError, match="--depth"):
+        validate(TrainConfig(depth=-1))
+    with pytest.raises(UserError, match="--depth"):
+        validate(TrainConfig(arch="progressive", depth=1))

@@ -9,15 +9,17 @@ import click
 from ..errors import UserError
 from ..fileio import atomic_save_image
 from ..images import make_grid, to_pil
-from ..training.config import ARCH_DEFAULTS, SMALL_RES, TrainConfig
+from ..training.config import ARCH_DEFAULTS, SMALL_RES, TINY_RES, TrainConfig, upgrade_saved
 from ..training.lr import LR_DECAYS
 from . import cli
 
 
 def arch_default_help(key: str) -> str:
     """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
-    small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-small", "dcgan", "progressive"))
-    return f"(default: {small:g} for dcgan up to {SMALL_RES} px, {dcgan:g} above, {prog:g} for progressive/msg)"
+    tiny, small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-tiny", "dcgan-small", "dcgan", "progressive"))
+    up_to_tiny = f"{tiny:g} for dcgan up to {TINY_RES} px, " if tiny != small else ""
+    small_text = f"{small:g} up to {SMALL_RES} px" if up_to_tiny else f"{small:g} for dcgan up to {SMALL_RES} px"
+    return f"(default: {up_to_tiny}{small_text}, {dcgan:g} above, {prog:g} for progressive/msg)"
 
 
 # (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
@@ -31,7 +33,7 @@ TRAIN_OPTIONS = [
      f"(progressive for colour images above {SMALL_RES} px, else dcgan)"),
     ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
     ("--z-dim", "z_dim", int, "size of the latent vector"),
-    ("--width", "width", int, "channel width of the networks, depth follows --res " + arch_default_help("width")),
+    ("--width", "width", int, "channel width of the networks (the number of scales follows --res) " + arch_default_help("width")),
     ("--d-width", "d_width", int, "channel width of D alone (default: --width)"),
     ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
     ("--batch", "batch", int, "images per step " + arch_default_help("batch")),
@@ -46,6 +48,8 @@ TRAIN_OPTIONS = [
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
     ("--sn", "sn", bool, "spectral normalization in D"),
     ("--mbstd", "mbstd", bool, "minibatch standard-deviation channel in D (against mode collapse)"),
+    ("--depth", "depth", int, "extra 3x3 convolutions at every hidden scale of DCGAN's G and D, 0 = the classic DCGAN "
+     + arch_default_help("depth")),
     ("--pack", "pack", int, "PacGAN: D judges this many samples at once (against mode collapse; 1 = off)"),
     ("--r1", "r1", float, "R1 gradient penalty weight gamma (0 = off)"),
     ("--r1-every", "r1_every", int, "apply R1 every this many steps (lazy regularization)"),
@@ -96,7 +100,7 @@ def config_from_options(data: str, out: str, resume: bool, options: dict) -> Tra
         from ..training.run import RunFolder
         saved = RunFolder(out).read_config()
         if saved:
-            base.update(saved["config"])
+            base.update(upgrade_saved(saved["config"]))
     base.update(given, data=data, out=out)
     return TrainConfig.from_dict(base)
 

@@ -18,7 +18,7 @@ def build_generator(cfg) -> nn.Module:
         return progressive.ProgressiveGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
     if cfg.arch == "msg":
         return msg.MSGGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
-    return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm)
+    return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm, depth=cfg.depth)
 
 
 def build_discriminator(cfg) -> nn.Module:
@@ -27,4 +27,4 @@ def build_discriminator(cfg) -> nn.Module:
     if cfg.arch == "msg":
         return msg.MSGDiscriminator(cfg.res, cfg.channels, cfg.d_width)
     return dcgan.Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd,
-                               pack=cfg.pack)
+                               pack=cfg.pack, depth=cfg.depth)

@@ -2,7 +2,9 @@
 
 Generator: z -> linear -> (C0, b, b) -> [transposed conv x2, batch norm, ReLU]* -> transposed conv -> tanh.
 Discriminator: [conv /2, (batch norm), leaky ReLU]* -> linear -> one logit.
-b is 7 for 28 px images and 4 otherwise; depth follows the resolution, widths scale with `width`.
+b is 7 for 28 px images and 4 otherwise; the number of scales follows the resolution, widths scale with `width`.
+`depth` adds that many 3x3 convolutions (stride 1, same width) at every hidden scale of both networks, as the
+extra layers of the WGAN reference code (Arjovsky et al. 2017); 0 is the classic DCGAN.
 """
 from __future__ import annotations
 
@@ -29,17 +31,18 @@ class Generator(nn.Module):
     """norm: "bn" (classic DCGAN) or "pixel" (pixel-wise feature normalization, Karras et al. 2018: per
     sample, so results do not depend on how a batch is split across devices)."""
 
-    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64, norm: str = "bn"):
+    def __init__(self, res: int, channels: int, z_dim: int = 128, width: int = 64, norm: str = "bn", depth: int = 0):
         super().__init__()
         self.res, self.channels, self.z_dim = res, channels, z_dim
         self.base = base_size(res)
         widths = stage_widths(res, width)
         self.project = nn.Linear(z_dim, widths[0] * self.base ** 2, bias=norm != "bn")
         self.project_act = nn.Sequential(make_norm(norm, widths[0]), nn.ReLU(inplace=True))
-        layers = []
+        layers = g_extra_convs(widths[0], norm, depth)
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=norm != "bn"), make_norm(norm, cout),
                        nn.ReLU(inplace=True)]
+            layers += g_extra_convs(cout, norm, depth)
         layers += [nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         self.apply(init_weights)
@@ -53,6 +56,24 @@ def make_norm(kind: str, channels: int) -> nn.Module:
     return nn.BatchNorm2d(channels) if kind == "bn" else PixelNorm()
 
 
+def g_extra_convs(channels: int, norm: str, depth: int) -> list[nn.Module]:
+    """`depth` G layers that keep size and width: 3x3 conv, norm, ReLU."""
+    layers = []
+    for _ in range(depth):
+        layers += [nn.Conv2d(channels, channels, 3, 1, 1, bias=norm != "bn"), make_norm(norm, channels),
+                   nn.ReLU(inplace=True)]
+    return layers
+
+
+def d_conv(cin: int, cout: int, stride: int, norm: str, sn: bool) -> list[nn.Module]:
+    """One D layer: conv (4x4 halving the size, or 3x3 keeping it), (batch norm), leaky ReLU."""
+    kernel = 4 if stride == 2 else 3
+    layers = [maybe_spectral_norm(nn.Conv2d(cin, cout, kernel, stride, 1, bias=norm != "bn"), sn)]
+    if norm == "bn":
+        layers.append(nn.BatchNorm2d(cout))
+    return layers + [nn.LeakyReLU(0.2, inplace=True)]
+
+
 class Discriminator(nn.Module):
     """norm: "bn" (classic DCGAN) or "none" (needed with gradient penalties, which are per-sample);
     sn: spectral normalization on every layer; mbstd: a minibatch standard-deviation channel before the head;
@@ -60,17 +81,17 @@ class Discriminator(nn.Module):
     channels, so D sees several samples jointly and can tell a collapsed G's look-alikes from real variety."""
 
     def __init__(self, res: int, channels: int, width: int = 64, norm: str = "bn", sn: bool = False,
-                 mbstd: bool = False, pack: int = 1):
+                 mbstd: bool = False, pack: int = 1, depth: int = 0):
         super().__init__()
         self.pack = pack
         widths = stage_widths(res, width)[::-1]  # e.g. 64, 128, 256, 512
-        layers = [maybe_spectral_norm(nn.Conv2d(channels * pack, widths[0], 4, 2, 1), sn),
-                  nn.LeakyReLU(0.2, inplace=True)]
+        layers = d_conv(channels * pack, widths[0], 2, "none", sn)  # no batch norm on the image layer (DCGAN)
+        for _ in range(depth):
+            layers += d_conv(widths[0], widths[0], 1, norm, sn)
         for cin, cout in zip(widths, widths[1:]):
-            layers.append(maybe_spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "bn"), sn))
-            if norm == "bn":
-                layers.append(nn.BatchNorm2d(cout))
-            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            layers += d_conv(cin, cout, 2, norm, sn)
+            for _ in range(depth):
+                layers += d_conv(cout, cout, 1, norm, sn)
         if mbstd:
             layers.append(MinibatchStdDev())
         self.body = nn.Sequential(*layers)

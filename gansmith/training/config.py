@@ -16,7 +16,7 @@ from .augment import parse_policy
 from .lr import LR_DECAYS
 
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd", "pack")
+MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd", "pack", "depth")
 
 
 @dataclass
@@ -33,6 +33,7 @@ class TrainConfig:
     z_dim: int = 128
     width: int | None = None        # None: the architecture's default (ARCH_DEFAULTS)
     d_width: int | None = None      # D's channel width; None: the same as width (smaller: a weaker D)
+    depth: int | None = None        # dcgan: extra 3x3 convolutions at every hidden scale of G and D; None: ARCH_DEFAULTS
     g_norm: str = "bn"              # G's normalization: bn (batch norm) or pixel (per-sample pixel norm)
     d_norm: str = "auto"            # D's normalization: bn, none, or auto (none with --sn or a gradient penalty)
     sn: bool = False                # spectral normalization in D
@@ -81,6 +82,10 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
+    @classmethod
+    def from_saved(cls, d: dict) -> "TrainConfig":
+        return cls.from_dict(upgrade_saved(d))
+
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
@@ -90,8 +95,10 @@ class TrainConfig:
 # small-image row beat progressive growing (KID 0.23 vs 0.33 after 5 minutes; benchmarks/results/arch_64px.md,
 # time_to_quality.md). Above 64 px nothing has been measured; progressive growing is the established way there.
 SMALL_RES = 64
-# What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2 and --ema become, per architecture; DCGAN up to
-# SMALL_RES has its own row. Each row is measured, not folklore:
+# Up to this size DCGAN adds one 3x3 convolution at every hidden scale of G and D by default (--depth 1).
+TINY_RES = 32
+# What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2, --ema and --depth become, per architecture; DCGAN up to
+# SMALL_RES has its own row, and up to TINY_RES the same row with --depth 1. Each row is measured, not folklore:
 # - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
 #   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most;
 #   on 64 px emoji, 10 minutes, it scored FID 254 where width 64 at 2e-4 had scored 303 (arch_64px.md).
@@ -99,20 +106,28 @@ SMALL_RES = 64
 #   10-minute FID from 254 to 203 (arch_64px.md, time_to_quality.md). EMA 0.99975 beat 0.999 in 10-minute runs
 #   (FID 34.8 vs 36.5 and 36.8 vs 37.7 on two seeds, defaults_sweep.md round 4); with the warm-up in ema.py
 #   the two are the same average for the first 8,991 steps, so shorter runs do not change.
+# - dcgan <= 32 px, depth 1: 10-minute Fashion-MNIST runs, FID 34.8 -> 27.6 (seed 0) and 36.8 -> 27.0 (seed 1)
+#   with 0.5x the steps; depth 2 (36.5) is too slow for its gain. At 64 px depth 1 halves the steps and lost
+#   (emoji FID 291 vs 203), so that row keeps depth 0 (defaults_sweep.md round 6).
 # - dcgan above 64 px: Radford et al. 2016.
 # - progressive and msg: equalized learning rates keep weights N(0, 1), which needs ProGAN's 1e-3 with betas
 #   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
 #   convolutions at every scale). EMA is off until measured for them.
 ARCH_DEFAULTS = {
-    "dcgan-small": {"width": 32, "batch": 16, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975},
-    "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0},
-    "progressive": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
-    "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0},
+    "dcgan-small": {"width": 32, "batch": 16, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
+                    "depth": 0},
+    "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0, "depth": 0},
+    "progressive": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0,
+                    "depth": 0},
+    "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0, "depth": 0},
 }
+ARCH_DEFAULTS["dcgan-tiny"] = {**ARCH_DEFAULTS["dcgan-small"], "depth": 1}
 
 
 def arch_defaults(arch: str, res: int) -> dict:
-    return ARCH_DEFAULTS["dcgan-small" if arch == "dcgan" and res <= SMALL_RES else arch]
+    if arch == "dcgan" and res <= SMALL_RES:
+        return ARCH_DEFAULTS["dcgan-tiny" if res <= TINY_RES else "dcgan-small"]
+    return ARCH_DEFAULTS[arch]
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -130,7 +145,7 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.phase_kimg > 0, f"--phase-kimg must be positive, not {cfg.phase_kimg}")
     require(cfg.arch in ("dcgan", "auto") or not uses_dcgan_only_options(cfg),
             f"--arch {cfg.arch} has its own normalization (pixel norm, equalized learning rate, minibatch stddev); "
-            "drop --sn/--mbstd/--pack/--g-norm/--d-norm")
+            "drop --sn/--mbstd/--pack/--depth/--g-norm/--d-norm")
     require(not (cfg.arch == "msg" and "color" in cfg.augment),
             "--arch msg passes all scales as one image to D; use --augment translation,cutout without color")
     require(cfg.g_norm in ("bn", "pixel"), f"--g-norm must be bn or pixel, not {cfg.g_norm!r}")
@@ -152,6 +167,7 @@ def validate(cfg: TrainConfig) -> None:
     require(cfg.width is None or 1 <= cfg.width <= 1024, f"--width must be between 1 and 1024, not {cfg.width}")
     require(cfg.d_width is None or 1 <= cfg.d_width <= 1024, f"--d-width must be between 1 and 1024, not {cfg.d_width}")
     require(cfg.batch is None or 1 <= cfg.batch <= 65536, f"--batch must be a positive number of images, not {cfg.batch}")
+    require(cfg.depth is None or 0 <= cfg.depth <= 8, f"--depth must be between 0 and 8 extra layers per scale, not {cfg.depth}")
     require(1 <= cfg.pack <= 16, f"--pack must be between 1 and 16 samples, not {cfg.pack}")
     require(cfg.batch is None or cfg.batch % cfg.pack == 0,
             f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
@@ -177,7 +193,7 @@ def validate(cfg: TrainConfig) -> None:
 
 
 def uses_dcgan_only_options(cfg: TrainConfig) -> bool:
-    return cfg.sn or cfg.mbstd or cfg.pack > 1 or cfg.g_norm != "bn" or cfg.d_norm == "bn"
+    return cfg.sn or cfg.mbstd or cfg.pack > 1 or bool(cfg.depth) or cfg.g_norm != "bn" or cfg.d_norm == "bn"
 
 
 def auto_arch(cfg: TrainConfig, res: int, channels: int) -> str:
@@ -203,10 +219,17 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
     return cfg
 
 
-def shape_differences(a: dict, b: dict) -> list[str]:
-    """The model-shape keys on which two plain configs disagree, as 'key: a != b'."""
-    default = TrainConfig().to_dict()  # a key missing from an older config had its default value
-    a, b = {**default, **a}, {**default, **b}
-    for c in (a, b):  # a config from before --d-width existed had D as wide as G
-        c["d_width"] = c["d_width"] or c["width"]
+def upgrade_saved(saved: dict) -> dict:
+    """A resolved config as a run folder or checkpoint stores it, with the keys that older versions did not
+    write filled in with what those versions built: D as wide as G (before --d-width), no extra layers
+    (before --depth). Other missing keys take their defaults."""
+    c = {**TrainConfig().to_dict(), **saved}
+    c["d_width"] = c["d_width"] or c["width"]
+    c["depth"] = c["depth"] or 0
+    return c
+
+
+def shape_differences(saved: dict, new: dict) -> list[str]:
+    """The model-shape keys on which a saved config and a newly resolved one disagree, as 'key: a != b'."""
+    a, b = upgrade_saved(saved), upgrade_saved(new)
     return [f"{k}: {a[k]} != {b[k]}" for k in MODEL_SHAPE_KEYS if a[k] != b[k]]
