@@ -95,9 +95,9 @@ def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
     small = resolve(TrainConfig(), 28, 1)  # measured on Fashion-MNIST: a faster learning rate, EMA, small batches
     assert (small.g_lr, small.d_lr, small.beta1, small.beta2, small.ema, small.batch) == (5e-4, 5e-4, 0.5, 0.999, 0.99975, 16)
     assert (dcgan.batch, prog.batch, resolve(TrainConfig(batch=48), 28, 1).batch) == (64, 64, 48)
-    # one extra 3x3 convolution per scale up to 32 px only (at 64 px it halved the steps and lost)
+    # one extra 3x3 convolution per scale at 28 px only (at 32 and 64 px it halved the steps and lost)
     depths = [resolve(TrainConfig(), r, c).depth for r, c in ((28, 1), (32, 3), (64, 3), (128, 1))]
-    assert depths + [prog.depth, resolve(TrainConfig(depth=0), 28, 1).depth] == [1, 1, 0, 0, 0, 0]
+    assert depths + [prog.depth, resolve(TrainConfig(depth=0), 28, 1).depth] == [1, 0, 0, 0, 0, 0]
     assert resolve(TrainConfig(ema=0.0, g_lr=1e-4), 28, 1).ema == 0.0
     given = resolve(TrainConfig(arch="msg", d_lr=4e-4, beta1=0.5), 32, 3)
     assert (given.g_lr, given.d_lr, given.beta1, given.beta2) == (1e-3, 4e-4, 0.5, 0.99)

@@ -95,8 +95,9 @@ class TrainConfig:
 # small-image row beat progressive growing (KID 0.23 vs 0.33 after 5 minutes; benchmarks/results/arch_64px.md,
 # time_to_quality.md). Above 64 px nothing has been measured; progressive growing is the established way there.
 SMALL_RES = 64
-# Up to this size DCGAN adds one 3x3 convolution at every hidden scale of G and D by default (--depth 1).
-TINY_RES = 32
+# Up to this size DCGAN adds one 3x3 convolution at every hidden scale of G and D by default (--depth 1): 28 px
+# (at 32 px colour it lost, defaults_sweep.md round 6).
+TINY_RES = 28
 # What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2, --ema and --depth become, per architecture; DCGAN up to
 # SMALL_RES has its own row, and up to TINY_RES the same row with --depth 1. Each row is measured, not folklore:
 # - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
@@ -106,9 +107,10 @@ TINY_RES = 32
 #   10-minute FID from 254 to 203 (arch_64px.md, time_to_quality.md). EMA 0.99975 beat 0.999 in 10-minute runs
 #   (FID 34.8 vs 36.5 and 36.8 vs 37.7 on two seeds, defaults_sweep.md round 4); with the warm-up in ema.py
 #   the two are the same average for the first 8,991 steps, so shorter runs do not change.
-# - dcgan <= 32 px, depth 1: 10-minute Fashion-MNIST runs, FID 34.8 -> 27.6 (seed 0) and 36.8 -> 27.0 (seed 1)
+# - dcgan at 28 px, depth 1: 10-minute Fashion-MNIST runs, FID 34.8 -> 27.6 (seed 0) and 36.8 -> 27.0 (seed 1)
 #   with 0.5x the steps; depth 2 (36.5) is too slow for its gain. At 64 px depth 1 halves the steps and lost
-#   (emoji FID 291 vs 203), so that row keeps depth 0 (defaults_sweep.md round 6).
+#   (emoji FID 291 vs 203), and on the emoji at 32 px (5 minutes: 197 vs 150), so those keep depth 0
+#   (defaults_sweep.md round 6).
 # - dcgan above 64 px: Radford et al. 2016.
 # - progressive and msg: equalized learning rates keep weights N(0, 1), which needs ProGAN's 1e-3 with betas
 #   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
