@@ -18,7 +18,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from time_to_quality import machine, prepare, run, side_by_side  # noqa: E402
+from time_to_quality import prepare, run, side_by_side  # noqa: E402
+from common import machine  # noqa: E402
 
 from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
 from gansmith.generate import generate_images, load_generator  # noqa: E402

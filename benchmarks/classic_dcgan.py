@@ -4,7 +4,7 @@ pytorch/examples architecture (transposed convolutions from a 1x1 latent) adapte
 
     python benchmarks/classic_dcgan.py DATA.npz --minutes 10 --out classic.pt [--snapshots 2,5]
 DATA.npz holds uint8 images x (N,H,W) or (N,H,W,C); writes G's state dict (+ one per snapshot minute)
-and OUT.json with the steps done.
+and OUT.json with the steps done (in all and at each snapshot).
 """
 import argparse
 import json
@@ -71,7 +71,7 @@ def main():
     opt_d = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
     snapshots = sorted(float(s) for s in a.snapshots.split(",") if s)
-    start, steps = time.monotonic(), 0
+    start, steps, snapshot_steps = time.monotonic(), 0, {}
     while time.monotonic() - start < a.minutes * 60:
         real = x[torch.randint(0, len(x), (64,))]
         fake = G(torch.randn(64, NZ, 1, 1))
@@ -84,9 +84,11 @@ def main():
         opt_g.step()
         steps += 1
         while snapshots and time.monotonic() - start >= snapshots[0] * 60:
+            snapshot_steps[f"{snapshots[0]:g}"] = steps
             torch.save(G.state_dict(), f"{a.out}.{snapshots.pop(0):g}min")
     torch.save(G.state_dict(), a.out)
-    Path(f"{a.out}.json").write_text(json.dumps({"steps": steps, "kimg": steps * 64 / 1000, "minutes": a.minutes}))
+    Path(f"{a.out}.json").write_text(json.dumps({"steps": steps, "kimg": steps * 64 / 1000, "minutes": a.minutes,
+                                                 "snapshot_steps": snapshot_steps}))
     print(f"{steps} steps in {a.minutes} minutes")
 
 

@@ -17,8 +17,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -31,6 +29,9 @@ from gansmith.models.layers import MinibatchStdDev, maybe_spectral_norm
 from gansmith.training.ema import make_ema, update_ema
 from gansmith.training.lr import decay_factor
 from gansmith.training.policies import BalancePolicy
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import machine  # noqa: E402
 
 N_EVAL = 2500
 TOPK_DECAY = 0.99  # per 100 steps, as Sinha et al. decay k per epoch
@@ -220,15 +221,6 @@ SETUPS = {
     "all-big": replace(BASE, name="R1 + minibatch std + EMA, 4 x 400 units (PacGAN's size)", r1=0.1, mbstd=True,
                        ema=0.99, g_hidden=400, d_hidden=400, layers=4),
 }
-
-
-def machine() -> str:
-    try:
-        model = next(l.split(":", 1)[1].strip() for l in subprocess.run(
-            ["lscpu"], capture_output=True, text=True).stdout.splitlines() if l.startswith("Model name"))
-    except StopIteration:
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, nproc {os.cpu_count()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
 
 
 def main(argv=None):

@@ -26,7 +26,8 @@ from torch.nn import functional as F
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from time_to_quality import classic_samples, machine, run  # noqa: E402
+from time_to_quality import classic_samples, run  # noqa: E402
+from common import machine  # noqa: E402
 
 from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
 from gansmith.generate import generate_images, load_generator  # noqa: E402

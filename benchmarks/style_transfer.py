@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -23,12 +22,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONTENT = ROOT / "gansmith/style/examples/astronaut.jpg"
 STYLE = ROOT / "gansmith/style/examples/starry_night.jpg"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import machine  # noqa: E402
 
 
 def _final_losses(model, image, size) -> dict:
     from gansmith.style.losses import summarize
     from gansmith.style.transfer import load_image
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from style_baseline import default_objective
     objective, _ = default_objective(model, load_image(CONTENT), load_image(STYLE), size)
     return summarize(objective(image)[1])
@@ -37,7 +37,6 @@ def _final_losses(model, image, size) -> dict:
 def worker(method: str, size: int, evals: int, target: float | None) -> dict:
     """Runs in the subprocess: one method at one size; returns times, losses and peak RSS."""
     import torch
-    sys.path.insert(0, str(ROOT / "benchmarks"))
     from gansmith.style import transfer
     from gansmith.style.transfer import load_image, to_pil, to_tensor
     from gansmith.style.vgg import load_vgg19
@@ -75,25 +74,12 @@ def _spawn(method: str, size: int, evals: int, target: float | None) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import os
-    return f"{model}, nproc {os.cpu_count()}, Python {platform.python_version()}"
-
-
 def _report(rows: list[tuple[dict, dict]], evals: int) -> str:
-    import torch
     lines = [
         "# Style transfer benchmark",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {_machine()}, torch {torch.__version__}, {rows[0][0]['threads']} threads",
+        f"- machine: {machine()}; the workers ran {rows[0][0]['threads']} threads",
         "- content: shipped astronaut photo; style: shipped Starry Night; losses are gansmith's "
         "(content relu4_2, style relu1_1..relu5_1, relative-error normalization, default weights)",
         f"- baseline: `benchmarks/style_baseline.py` (PyTorch tutorial: single scale, L-BFGS defaults, "

@@ -32,7 +32,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from time_to_quality import machine, write_keeping_notes  # noqa: E402
+from time_to_quality import write_keeping_notes  # noqa: E402
+from common import machine  # noqa: E402
 
 from gansmith.fileio import atomic_write_text  # noqa: E402
 from gansmith.models import build_discriminator, build_generator  # noqa: E402

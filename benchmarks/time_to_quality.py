@@ -8,14 +8,15 @@ uninterrupted run) train for the same training wall time; then FID and KID of n 
 against n real ones (standard Inception, TF-protocol preprocessing). Writes
 benchmarks/results/time_to_quality.md, the sample grids next to it and, per data set, the two grids of the
 longest budget side by side (classic | gansmith). Finished runs and their scores are reused from --work: to
-rerun one arm, delete its files (NAME-classic.pt* or the folder NAME-gansmith/).
+rerun one arm, delete its files (NAME-classic.pt* or the folder NAME-gansmith/). Every scored row is kept in
+benchmarks/results/time_to_quality.json (a row replaces the one of the same data, budget, recipe and n), and
+the table shows them all, so one data set or one sample size can be rerun alone.
 Data: Fashion-MNIST 60k train split (apt-get install dataset-fashion-mnist), colour emoji 64 px
 (../shared/data/twemoji-64.zip).
 """
 import argparse
 import datetime
 import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import classic_dcgan  # noqa: E402
+from common import machine  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from gansmith.data import load_images  # noqa: E402
@@ -33,6 +35,7 @@ from gansmith.fileio import atomic_save_image, atomic_write_text  # noqa: E402
 from gansmith.generate import generate_images, load_generator  # noqa: E402
 from gansmith.images import float_to_uint8, make_grid, to_pil  # noqa: E402
 from gansmith.metrics import evaluate  # noqa: E402
+from gansmith.training.checkpoint import load_checkpoint  # noqa: E402
 
 DATASETS = {
     "fashion": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
@@ -46,11 +49,6 @@ def write_keeping_notes(path: Path, generated: list[str]) -> None:
     """Write the generated lines, then NOTES_MARKER and the hand-written reading found below it in `path`."""
     notes = path.read_text().partition(NOTES_MARKER)[2] if path.exists() else ""
     atomic_write_text(path, "\n".join(generated + ["", NOTES_MARKER]) + (notes or "\n"))
-
-
-def machine() -> str:
-    model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    return f"{model}, {torch.get_num_threads()} threads, torch {torch.__version__}, {platform.platform()}"
 
 
 def prepare(name: str, work: Path):
@@ -109,9 +107,13 @@ def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> lis
         done = b
         latest = sorted((gs_run / "checkpoints").glob("step-*.pt"))[-1]
         (gs_run / f"snapshot-{b:g}min.pt").write_bytes(latest.read_bytes())
+    classic_info = json.loads(info.read_text())
+    classic_steps = {**classic_info.get("snapshot_steps", {}), f"{budgets[-1]:g}": classic_info["steps"]}
     rows = []
     for b in budgets:
         state = classic if b == budgets[-1] else Path(f"{classic}.{b:g}min")
+        steps = {"classic DCGAN": classic_steps.get(f"{b:g}"),
+                 "gansmith": load_checkpoint(gs_run / f"snapshot-{b:g}min.pt")["step"]}
         for recipe in ("classic DCGAN", "gansmith"):
             classic_arm = recipe == "classic DCGAN"
             cache = Path(f"{classic}.score-{b:g}min-n{n}.json") if classic_arm else gs_run / f"score-{b:g}min-n{n}.json"
@@ -123,26 +125,41 @@ def bench(name: str, budgets: list[float], n: int, work: Path, out: Path) -> lis
             m = evaluate(data, fake, ("fid", "kid"), n=n)
             grid = out / f"ttq-{name}-{recipe.split()[0]}-{b:g}min.png"
             atomic_save_image(grid, to_pil(make_grid(fake[:64])))
-            rows.append({"data": name, "minutes": b, "recipe": recipe, "fid": m["fid"], "kid": m["kid"],
-                         "kid_std": m["kid_std"], "n": n, "grid": grid.name})
+            rows.append({"data": name, "minutes": b, "recipe": recipe, "steps": steps[recipe], "fid": m["fid"],
+                         "kid": m["kid"], "kid_std": m["kid_std"], "n": n, "grid": grid.name,
+                         "date": str(datetime.date.today()), "machine": machine(),
+                         "command": f"python benchmarks/time_to_quality.py {' '.join(sys.argv[1:])}"})
             atomic_write_text(cache, json.dumps(rows[-1]))
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
-def write_table(rows: list[dict], args, path: Path) -> None:
+def merge_rows(path: Path, new: list[dict]) -> list[dict]:
+    """The rows kept in `path` (JSON) with `new` replacing those of the same data, budget, recipe and n; saved."""
+    def key(r):
+        return r["data"], r["minutes"], r["recipe"], r["n"]
+    fresh = {key(r) for r in new}
+    rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if key(r) not in fresh] + new
+    rows.sort(key=lambda r: (list(DATASETS).index(r["data"]), r["n"], r["minutes"], r["recipe"]))
+    atomic_write_text(path, json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def write_table(rows: list[dict], path: Path) -> None:
     lines = ["# Time to quality: classic DCGAN vs gansmith defaults", "",
-             f"{datetime.date.today()} · {machine()}", "",
-             f"Command: `python benchmarks/time_to_quality.py {' '.join(sys.argv[1:])}`", "",
-             "| data | minutes | recipe | FID | KID | ratio FID gansmith / classic |", "|---|---|---|---|---|---|"]
+             "FID and KID of n generated vs n real images (standard Inception, TF-protocol resize), the same training "
+             "wall time per budget. Machines: " + "; ".join(sorted({r["machine"] for r in rows})) + ".", "",
+             "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in rows})), "",
+             "| data | n | minutes | recipe | steps | FID | KID | ratio FID gansmith / classic | measured | CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        other = next((o for o in rows if o["data"] == r["data"] and o["minutes"] == r["minutes"]
-                      and o["recipe"] == "classic DCGAN"), None)
+        other = next((o for o in rows if (o["data"], o["n"], o["minutes"], o["recipe"]) ==
+                      (r["data"], r["n"], r["minutes"], "classic DCGAN")), None)
         ratio = f"{r['fid'] / other['fid']:.2f}" if other and r["recipe"] == "gansmith" else ""
-        lines.append(f"| {r['data']} | {r['minutes']:g} | {r['recipe']} | {r['fid']:.2f} | "
-                     f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {ratio} |")
-    lines += ["", f"FID/KID on {rows[0]['n']} generated vs {rows[0]['n']} real images; grids: " +
-              ", ".join(f"`{r['grid']}`" for r in rows)]
+        steps = f"{r['steps']:,}" if r.get("steps") else ""
+        lines.append(f"| {r['data']} | {r['n']:,} | {r['minutes']:g} | {r['recipe']} | {steps} | {r['fid']:.2f} | "
+                     f"{r['kid']:.4f} ± {r['kid_std']:.4f} | {ratio} | {r['date']} | {r['machine'].split(',')[0]} |")
+    lines += ["", "Grids (the first 64 samples of each row): " + ", ".join(sorted({f"`{r['grid']}`" for r in rows}))]
     write_keeping_notes(path, lines)
 
 
@@ -161,7 +178,7 @@ def main():
     rows = []
     for name in args.datasets.split(","):
         rows += bench(name, budgets, args.n, work, out)
-        write_table(rows, args, out / "time_to_quality.md")
+        write_table(merge_rows(out / "time_to_quality.json", rows), out / "time_to_quality.md")
         last = [r for r in rows if r["data"] == name and r["minutes"] == budgets[-1]]  # classic | gansmith
         grids = [np.asarray(Image.open(out / r["grid"]).convert("RGB")) for r in last]
         atomic_save_image(out / f"ttq-{name}-side-by-side.png", to_pil(side_by_side(grids)))
