@@ -31,7 +31,7 @@ def warnings_as_lines():
 def _check_options(n: int | None, batch: int) -> None:
     if n is not None and n < 2:
         raise UserError(f"--n must be at least 2, not {n}")
-    if batch < 1:
+    if batch is not None and batch < 1:
         raise UserError(f"--batch must be at least 1, not {batch}")
 
 
@@ -44,7 +44,8 @@ def _load(spec: str, **kwargs):
 @click.argument("a")
 @click.argument("b")
 @click.option("--n", type=int, default=None, help="use at most N images of each set (a fixed random subset)")
-@click.option("--batch", type=int, default=32, show_default=True, help="images per Inception forward pass")
+@click.option("--batch", type=int, default=None,
+              help="images per Inception forward pass  [default: the fastest measured, metrics.FEATURE_BATCH]")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object instead of text")
 def fid(a, b, n, batch, as_json):
     """FID and KID between two image sets A and B (folders or any DATA spec). B is loaded at A's resolution."""
@@ -56,6 +57,7 @@ def fid(a, b, n, batch, as_json):
         n_a, n_b = (d.n if n is None else min(n, d.n) for d in (data_a, data_b))
         if min(n_a, n_b) < 2:
             raise UserError(f"FID needs at least 2 images per set; {a} has {n_a}, {b} has {n_b}")
+        batch = batch or metrics.FEATURE_BATCH
         feats_a = metrics.real_features(data_a, n_a, batch=batch, progress=not as_json)
         feats_b = metrics.real_features(data_b, n_b, batch=batch, progress=not as_json)
         fid_value = metrics.fid_from_features(feats_a, feats_b)
@@ -103,7 +105,8 @@ def format_table(results: dict) -> str:
                    "also writes RUN/nearest.png)")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best or a checkpoint path")
 @click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated images")
-@click.option("--batch", type=int, default=32, show_default=True, help="images per Inception forward pass")
+@click.option("--batch", type=int, default=None,
+              help="images per Inception forward pass  [default: the fastest measured, metrics.FEATURE_BATCH]")
 def eval_(run, real_spec, n, metric_names, checkpoint, seed, batch):
     """Measure a trained run against real data; prints a table and writes RUN/eval.json."""
     from .. import metrics
@@ -117,7 +120,7 @@ def eval_(run, real_spec, n, metric_names, checkpoint, seed, batch):
         G, _ = load_generator(run, which=checkpoint)
         fake = generate_images(G, n, seed=seed)
         real = _load(spec, res=fake.shape[1], channels=fake.shape[3], fit=fit)
-        results = metrics.evaluate(real, fake, names, n=n, batch=batch, progress=True,
+        results = metrics.evaluate(real, fake, names, n=n, batch=batch or metrics.FEATURE_BATCH, progress=True,
                                    nearest_png=run / "nearest.png" if "nn" in names else None)
     click.echo(format_table(results))
     atomic_write_json(run / "eval.json", {
