@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gansmith.errors import UserError
-from gansmith.training import TrainConfig, train
+from gansmith.training import TrainConfig, loop, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.config import resolve, shape_differences, validate
 from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
@@ -113,11 +113,30 @@ def test_minutes_budget_stops_training(tiny_npz, tmp_path):
     assert 0 < result.step and not result.interrupted
 
 
-def test_amp_is_a_warned_no_op_on_cpu(tiny_npz, tmp_path):
-    with pytest.warns(UserWarning, match="--amp has no effect on cpu"):
+def test_amp_is_a_warned_no_op_on_a_cpu_without_bf16(tiny_npz, tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="--amp has no effect on this cpu"):
         a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
     b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
     assert states_equal(load_checkpoint(a.checkpoint)["G"], load_checkpoint(b.checkpoint)["G"])
+
+
+def test_amp_trains_in_bf16_on_a_cpu_with_bf16(tiny_npz, tmp_path, monkeypatch):
+    """Forward passes run in bf16 (autocast works on any CPU; the capability check only decides whether it is
+    worth it), so the weights differ from a float32 run's, and stay finite and float32."""
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(o.dtype) if isinstance(m, torch.nn.ConvTranspose2d) else None)
+    try:
+        a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
+    finally:
+        hook.remove()
+    b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
+    ga, gb = (load_checkpoint(r.checkpoint)["G"] for r in (a, b))
+    assert torch.bfloat16 in seen
+    assert not states_equal(ga, gb)
+    assert all(v.dtype != torch.bfloat16 and torch.isfinite(v.float()).all() for v in ga.values())
 
 
 def test_depth_adds_a_same_size_convolution_at_every_hidden_scale():

@@ -72,7 +72,7 @@ class TrainConfig:
     eval_n: int = 1000               # generated (and real) images per evaluation
     seed: int = 0
     device: str = "auto"
-    amp: bool = False                # bf16 mixed precision on GPUs that support it (a no-op on CPU)
+    amp: bool = False                # bf16 mixed precision where the hardware has it (GPU, AVX512-BF16 CPU)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
