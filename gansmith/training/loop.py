@@ -243,7 +243,7 @@ class Trainer:
 
 def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
     """bf16 autocast where the hardware computes in bf16: GPUs that support it, and CPUs with AVX512-BF16
-    (measured there in 10-minute runs: 1.26x the steps at 64 px, 1.17x at 28 px, FID as good or better;
+    (measured there in 10-minute runs: 1.26x the steps at 64 px, 1.13-1.17x at 28 px, FID as good or better;
     benchmarks/results/defaults_sweep.md round 8). On other CPUs bf16 is slower (measured on an AVX2 CPU), so
     --amp is off there."""
     if not amp:
@@ -258,6 +258,7 @@ def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
 
 
 def cpu_has_bf16() -> bool:
+    # torch's own check (private, stable in the pinned torch); get_cpu_capability() says only "AVX512"
     return torch.cpu._is_avx512_bf16_supported()
 
 
