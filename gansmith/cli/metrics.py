@@ -120,7 +120,8 @@ def eval_(run, real_spec, n, metric_names, checkpoint, seed, batch):
         G, _ = load_generator(run, which=checkpoint)
         fake = generate_images(G, n, seed=seed)
         real = _load(spec, res=fake.shape[1], channels=fake.shape[3], fit=fit)
-        results = metrics.evaluate(real, fake, names, n=n, batch=batch or metrics.FEATURE_BATCH, progress=True,
+        batch = batch or metrics.FEATURE_BATCH
+        results = metrics.evaluate(real, fake, names, n=n, batch=batch, progress=True,
                                    nearest_png=run / "nearest.png" if "nn" in names else None)
     click.echo(format_table(results))
     atomic_write_json(run / "eval.json", {
