@@ -39,11 +39,12 @@ from gansmith.fileio import atomic_write_text  # noqa: E402
 from gansmith.models import build_discriminator, build_generator  # noqa: E402
 from gansmith.training import TrainConfig  # noqa: E402
 from gansmith.training.config import resolve  # noqa: E402
-from gansmith.training.step import StepOptions, discriminator_phase, generator_phase  # noqa: E402
+from gansmith.training.loop import amp_by_default  # noqa: E402
+from gansmith.training.step import StepOptions, adam, discriminator_phase, generator_phase  # noqa: E402
 
 
-def matmul_flops(n: int = 4096, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_flops(n: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
     return 2 * n ** 3 / best
@@ -56,18 +57,23 @@ def _timed(fn) -> float:
 
 
 class BareStep:
-    """The trainer's two phases on a fixed real batch, nothing else; channels-last like the trainer
-    (channels_last=False: the NCHW default, for comparison)."""
+    """The trainer's two phases on a fixed real batch, nothing else; channels-last and in the trainer's default
+    precision (bf16 autocast on CPUs with AVX512-BF16), like the trainer. channels_last=False: the NCHW layout,
+    amp=False: float32, for comparison."""
 
-    def __init__(self, res: int, channels: int, batch: int, channels_last: bool = True, **options):
+    def __init__(self, res: int, channels: int, batch: int, channels_last: bool = True, amp: bool | None = None,
+                 **options):
         cfg = resolve(TrainConfig(arch="dcgan", batch=batch, **options), res, channels)
         torch.manual_seed(0)
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.G, self.D = build_generator(cfg).to(memory_format=fmt), build_discriminator(cfg).to(memory_format=fmt)
         self.G_params = list(self.G.parameters())
-        self.opt_G = torch.optim.Adam(self.G.parameters(), cfg.g_lr, betas=(cfg.beta1, cfg.beta2))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), cfg.d_lr, betas=(cfg.beta1, cfg.beta2))
-        self.opts, self.rng = StepOptions(loss=cfg.loss), torch.Generator().manual_seed(0)
+        cpu = torch.device("cpu")
+        self.opt_G = adam(self.G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), cpu)
+        self.opt_D = adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), cpu)
+        amp = amp_by_default(cpu) if amp is None else amp
+        self.opts = StepOptions(loss=cfg.loss, amp_dtype=torch.bfloat16 if amp else None)
+        self.rng = torch.Generator().manual_seed(0)
         self.real = (torch.rand(batch, channels, res, res) * 2 - 1).contiguous(memory_format=fmt)
         self.batch, self.z_dim, self.width = batch, cfg.z_dim, cfg.width
 
@@ -136,12 +142,13 @@ def measure_row(res: int, batch: int, loop_seconds: float, peak: float, work: Pa
     step = BareStep(res, channels, batch)
     flops, seconds = step.flops(), step.seconds()
     nchw = BareStep(res, channels, batch, channels_last=False).seconds()
+    fp32 = BareStep(res, channels, batch, amp=False).seconds() if step.opts.amp_dtype else seconds
     bare = batch / seconds
     loop_cells = "— | — | —"
     if loop_seconds:
         loop, rss = loop_run(res, channels, batch, loop_seconds, work)
         loop_cells = f"{loop:.0f} | {loop / bare:.0%} | {rss:.0f}"
-    return (f"| {res} | {channels} | {step.width} | {batch} | {flops / 1e9:.2f} | {nchw:.3f} | {seconds:.3f} | "
+    return (f"| {res} | {channels} | {step.width} | {batch} | {flops / 1e9:.2f} | {fp32:.3f} | {nchw:.3f} | {seconds:.3f} | "
             f"{flops / seconds / 1e9:.0f} | {flops / seconds / peak:.0%} | {bare:.0f} | {loop_cells} |")
 
 
@@ -169,12 +176,15 @@ def main():
     args = p.parse_args()
     out = Path(args.out)
     peak = matmul_flops()
+    bf16 = amp_by_default(torch.device("cpu"))
+    precision = (f"bf16 autocast, this CPU's default (bf16 matmul: {matmul_flops(dtype=torch.bfloat16) / 1e9:.0f} "
+                 "GFLOP/s; the share below is of the fp32 figure)" if bf16 else "float32, this CPU's default")
     lines = ["# Throughput: how close to the machine's limit", "", f"{datetime.date.today()} · {machine()}", "",
              f"Command: `python benchmarks/throughput.py {' '.join(sys.argv[1:])}`", "",
-             f"Achievable fp32 matmul (4096², best of 5): **{peak / 1e9:.0f} GFLOP/s**.", "",
-             "| res | channels | width | batch | GFLOP / step | bare step s (NCHW) | bare step s | bare GFLOP/s | "
-             "share of matmul | bare img/s | full loop img/s | loop / bare | loop peak RSS MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             f"Achievable fp32 matmul (4096², best of 5): **{peak / 1e9:.0f} GFLOP/s**. Step precision: {precision}.",
+             "", "| res | channels | width | batch | GFLOP / step | bare step s (fp32) | bare step s (NCHW) | bare step s | "
+             "bare GFLOP/s | share of matmul | bare img/s | full loop img/s | loop / bare | loop peak RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     if args.scaling:  # its own file, so `--res "" --leak-steps "" --scaling` leaves the main table alone
         atomic_write_text(out / "scaling.md", "\n".join(lines[:8] + scaling_table(peak, out)) + "\n")
     if not args.res:

@@ -341,7 +341,8 @@ def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, 
     original_d, original_g = loop_module.discriminator_phase, loop_module.generator_phase
 
     def spy_augment(x, policy, generator=None):
-        who = "real" if x is phase.get("real") else "fake" if x is phase.get("fake") else "other"
+        fake = phase.get("fake")  # bf16 under --amp, and D's input is then its float32 copy
+        who = "real" if x is phase.get("real") else "fake" if fake is not None and torch.equal(x, fake.float()) else "other"
         calls.append((phase["name"], who, tuple(policy), tuple(x.shape)))
         out = original_augment(x, policy, generator)
         assert not torch.equal(out, x)

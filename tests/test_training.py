@@ -8,6 +8,7 @@ import torch
 from gansmith.errors import UserError
 from gansmith.training import TrainConfig, loop, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
+from gansmith.training.run import RunFolder
 from gansmith.training.config import resolve, shape_differences, validate
 from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
 from gansmith.models.dcgan import Discriminator, Generator
@@ -132,11 +133,23 @@ def test_amp_trains_in_bf16_on_a_cpu_with_bf16(tiny_npz, tmp_path, monkeypatch):
         a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
     finally:
         hook.remove()
-    b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
+    b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032, amp=False), progress=False)
     ga, gb = (load_checkpoint(r.checkpoint)["G"] for r in (a, b))
     assert torch.bfloat16 in seen
     assert not states_equal(ga, gb)
     assert all(v.dtype != torch.bfloat16 and torch.isfinite(v.float()).all() for v in ga.values())
+
+
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_amp_is_on_by_default_exactly_on_cpus_with_bf16(tiny_npz, tmp_path, monkeypatch, has_bf16):
+    """Unset, --amp resolves from the CPU, the run's config records what it resolved to (so a resume on another
+    machine keeps it), and the default run is the same run as one with that value given explicitly (float32
+    and bf16 runs differ: test_amp_trains_in_bf16_on_a_cpu_with_bf16)."""
+    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has_bf16)
+    a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032), progress=False)
+    b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032, amp=has_bf16), progress=False)
+    assert RunFolder(a.run).read_config()["config"]["amp"] is has_bf16
+    assert states_equal(load_checkpoint(a.checkpoint)["G"], load_checkpoint(b.checkpoint)["G"])
 
 
 def test_depth_adds_a_same_size_convolution_at_every_hidden_scale():

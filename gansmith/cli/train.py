@@ -71,7 +71,8 @@ TRAIN_OPTIONS = [
     ("--eval-n", "eval_n", int, "images per evaluation during training"),
     ("--seed", "seed", int, "random seed (same seed, same run)"),
     ("--device", "device", str, "auto, cpu, cuda[:N] or mps"),
-    ("--amp", "amp", bool, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with AVX512-BF16 (elsewhere a no-op with a warning)"),
+    ("--amp", "amp", bool, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with AVX512-BF16 "
+     "(elsewhere a no-op with a warning) (default: on for CPUs with AVX512-BF16, where it was measured faster)"),
 ]
 
 

@@ -72,7 +72,7 @@ class TrainConfig:
     eval_n: int = 1000               # generated (and real) images per evaluation
     seed: int = 0
     device: str = "auto"
-    amp: bool = False                # bf16 mixed precision where the hardware has it (GPU, AVX512-BF16 CPU)
+    amp: bool | None = None          # bf16 mixed precision (GPU, AVX512-BF16 CPU); None: on for CPUs with AVX512-BF16
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -99,12 +99,14 @@ SMALL_RES = 64
 # (at 32 px colour it lost, defaults_sweep.md round 6).
 TINY_RES = 28
 # What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2, --ema and --depth become, per architecture; DCGAN up to
-# SMALL_RES has its own row, and up to TINY_RES the same row with --depth 1. Each row is measured, not folklore:
+# SMALL_RES has its own row, and up to TINY_RES the same row with --depth 1 and batch 16. Each row is measured, not folklore:
 # - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
 #   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most;
 #   on 64 px emoji, 10 minutes, it scored FID 254 where width 64 at 2e-4 had scored 303 (arch_64px.md).
 #   Batch 16 beat 32 and 64 on both data sets (more, noisier steps in the same minutes); on the emoji it took the
-#   10-minute FID from 254 to 203 (arch_64px.md, time_to_quality.md). EMA 0.99975 beat 0.999 in 10-minute runs
+#   10-minute FID from 254 to 203 (arch_64px.md, time_to_quality.md). Batch 8 went further on the emoji (5 minutes,
+#   bf16: FID 178 vs 195; batch 4: 181) but not on Fashion-MNIST (10 minutes: 27.1 vs 23.5), so 28 px keeps 16
+#   (arch_64px.md, defaults_sweep.md round 9; 32 px follows 64 px, unmeasured). EMA 0.99975 beat 0.999 in 10-minute runs
 #   (FID 34.8 vs 36.5 and 36.8 vs 37.7 on two seeds, defaults_sweep.md round 4); with the warm-up in ema.py
 #   the two are the same average for the first 8,991 steps, so shorter runs do not change.
 # - dcgan at 28 px, depth 1: 10-minute Fashion-MNIST runs, FID 34.8 -> 27.6 (seed 0) and 36.8 -> 27.0 (seed 1)
@@ -116,14 +118,14 @@ TINY_RES = 28
 #   (0, 0.99) (Karras et al. 2018); at width 16 they cost per image about what DCGAN does at 64 (3x3
 #   convolutions at every scale). EMA is off until measured for them.
 ARCH_DEFAULTS = {
-    "dcgan-small": {"width": 32, "batch": 16, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
+    "dcgan-small": {"width": 32, "batch": 8, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
                     "depth": 0},
     "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0, "depth": 0},
     "progressive": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0,
                     "depth": 0},
     "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0, "depth": 0},
 }
-ARCH_DEFAULTS["dcgan-tiny"] = {**ARCH_DEFAULTS["dcgan-small"], "depth": 1}
+ARCH_DEFAULTS["dcgan-tiny"] = {**ARCH_DEFAULTS["dcgan-small"], "depth": 1, "batch": 16}
 
 
 def arch_defaults(arch: str, res: int) -> dict:

@@ -32,7 +32,7 @@ from .run import ReadOnlyRun, RunFolder, crossed, log
 from .signals import GracefulStop
 from . import distributed
 from .distributed import Dist
-from .step import StepOptions, discriminator_phase, generator_phase
+from .step import StepOptions, adam, discriminator_phase, generator_phase
 
 N_FIXED_SAMPLES = 64
 REPORT_MIN_SECONDS = 60  # the HTML report costs a second or two to draw: refresh it at most this often
@@ -65,8 +65,8 @@ class Trainer:
         self.G_params = list(self.G.parameters())
         self._samples = (None, None)  # (step, fixed samples): logging and sample grids share one forward
         betas = (cfg.beta1, cfg.beta2)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.g_lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.d_lr, betas=betas)
+        self.opt_G = adam(self.G.parameters(), cfg.g_lr, betas, device)
+        self.opt_D = adam(self.D.parameters(), cfg.d_lr, betas, device)
         self.rng = torch.Generator(device).manual_seed(cfg.seed + 1)  # latents of the (global) batches
         self.aug_rng = torch.Generator(device)  # augmentation, noise, penalties: reseeded every step
         self.fixed_z = torch.randn(N_FIXED_SAMPLES, cfg.z_dim,
@@ -257,6 +257,12 @@ def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
     return None
 
 
+def amp_by_default(device: torch.device) -> bool:
+    """bf16 unless asked otherwise only where it was measured to pay: CPUs with AVX512-BF16. GPUs are unmeasured
+    here, so they train in float32 unless --amp is given."""
+    return device.type == "cpu" and cpu_has_bf16()
+
+
 def cpu_has_bf16() -> bool:
     # torch's own check (private, stable in the pinned torch); get_cpu_capability() says only "AVX512"
     return torch.cpu._is_avx512_bf16_supported()
@@ -302,7 +308,10 @@ def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: boo
         if differing:
             raise UserError(f"cannot resume {run.path}: the model shape differs from the run's ({'; '.join(differing)})")
 
-    trainer = Trainer(cfg, resolve_device(cfg.device), ranks)
+    device = resolve_device(cfg.device)
+    if cfg.amp is None:
+        cfg = cfg.replace(amp=amp_by_default(device))
+    trainer = Trainer(cfg, device, ranks)
     run.create()
     if latest is not None:
         trainer.load_state_dict(latest[1])
