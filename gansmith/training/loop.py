@@ -248,9 +248,7 @@ def amp_dtype(amp: bool, device: torch.device) -> torch.dtype | None:
     --amp is off there."""
     if not amp:
         return None
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    if device.type == "cpu" and cpu_has_bf16():
+    if (device.type == "cuda" and torch.cuda.is_bf16_supported()) or amp_by_default(device):
         return torch.bfloat16
     warnings.warn(f"--amp has no effect on this {device.type}: it needs native bf16 (a CUDA GPU that supports it, "
                   "or a CPU with AVX512-BF16); training in float32")
