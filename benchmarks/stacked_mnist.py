@@ -35,6 +35,7 @@ from gansmith.images import make_grid, to_pil  # noqa: E402
 
 N_TRAIN_IMAGES = 60_000
 SAMPLE_SEED = 7
+CLASSIFIER_FILE = "classifier-v2.pt"  # classifier.pt: the smaller classifier of the first tables
 SMALL_D = ["--d-width", "16"]  # a quarter of the default D: the literature's collapse set-up (PacGAN, VEEGAN)
 # name -> gansmith train flags (None: the classic recipe script)
 SETUPS = {
@@ -71,8 +72,12 @@ def load_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classifier() -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+    """Two blocks of two 3x3 convolutions with batch norm: 99.3 % on held-out digits (the first, smaller
+    classifier of this benchmark reached 97.4-97.7 %; the issue's calibration used a 98.6 % one)."""
+    def block(cin: int, cout: int) -> list[nn.Module]:
+        return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
+                nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), nn.MaxPool2d(2)]
+    return nn.Sequential(*block(1, 32), *block(32, 64), nn.Flatten(), nn.Dropout(0.3),
                          nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.3), nn.Linear(128, 10))
 
 
@@ -80,25 +85,34 @@ def to_input(x: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(x).float().div(255).unsqueeze(1)
 
 
-def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 15) -> tuple[nn.Module, float]:
-    """Train on 90% (random shifts of up to 2 px), return the net and its accuracy on the other 10%."""
+def random_affine(batch: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    """Each digit rotated by up to 11 degrees, scaled by up to 10 % and shifted by up to 2.5 px."""
+    n = len(batch)
+    angle = (torch.rand(n, generator=g) * 2 - 1) * 0.2
+    scale = 1 + (torch.rand(n, generator=g) * 2 - 1) * 0.1
+    shift = (torch.rand(n, 2, generator=g) * 2 - 1) * (2.5 / 14)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    return F.grid_sample(batch, F.affine_grid(theta, batch.shape, align_corners=False), align_corners=False)
+
+
+def train_classifier(x: np.ndarray, y: np.ndarray, epochs: int = 30) -> tuple[nn.Module, float]:
+    """Train on 90% (random affine distortions), return the net and its accuracy on the other 10%."""
     g = torch.Generator().manual_seed(0)
     order = torch.randperm(len(x), generator=g).numpy()
     held, train = order[:len(x) // 10], order[len(x) // 10:]
     net, labels = classifier(), torch.from_numpy(y)
     opt = torch.optim.Adam(net.parameters(), 1e-3)
-    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, 3e-3, total_steps=epochs * -(-len(train) // 128))
     for epoch in range(epochs):
         net.train()
         for idx in torch.randperm(len(train), generator=g).split(128):
-            batch = to_input(x[train[idx.numpy()]])
-            dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
-            batch = torch.roll(batch, (dy, dx), dims=(2, 3))
+            batch = random_affine(to_input(x[train[idx.numpy()]]), g)
             loss = F.cross_entropy(net(batch), labels[train[idx.numpy()]])
             opt.zero_grad()
             loss.backward()
             opt.step()
-        decay.step()
+            schedule.step()
     accuracy = (predict_digits(net, x[held]) == y[held]).mean()
     return net, float(accuracy)
 
@@ -202,7 +216,7 @@ def main():
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     digits, labels = load_digits(args.mnist)
-    net, accuracy = cached_classifier(digits, labels, args.work / "classifier.pt")
+    net, accuracy = cached_classifier(digits, labels, args.work / CLASSIFIER_FILE)
     print(f"classifier accuracy on held-out digits: {accuracy:.2%}", flush=True)
     npz = args.work / "stacked.npz"
     if not npz.exists():
