@@ -12,6 +12,7 @@ from .images import float_to_uint8
 from .models import build_generator
 from .training.checkpoint import load_checkpoint, load_latest_valid
 from .training.config import TrainConfig
+from .training.ema import standing_statistics
 
 
 def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tuple[Path, dict]:
@@ -35,14 +36,19 @@ def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tup
 
 
 def load_generator(run_or_checkpoint: str | Path, which: str = "latest", ema: bool = True,
-                   device: str | torch.device = "cpu"):
-    """The generator of a run, in eval mode, and the run's TrainConfig. Uses the EMA weights when present."""
+                   device: str | torch.device = "cpu", standing: bool | None = None):
+    """The generator of a run, in eval mode, and the run's TrainConfig. Uses the EMA weights when present, with
+    batch-norm statistics recomputed for them if `standing` (None: as the run's config says) or else those
+    copied from the trained G."""
     _, ckpt = find_checkpoint(run_or_checkpoint, which)
     cfg = TrainConfig.from_saved(ckpt["config"])
     G = build_generator(cfg)
-    state = ckpt["G_ema"] if ema and ckpt.get("G_ema") is not None else ckpt["G"]
-    G.load_state_dict(state)
-    return G.to(device).eval(), cfg
+    use_ema = ema and ckpt.get("G_ema") is not None
+    G.load_state_dict(ckpt["G_ema"] if use_ema else ckpt["G"])
+    G.to(device)
+    if use_ema and (cfg.standing_stats if standing is None else standing):
+        standing_statistics(G, cfg.batch)
+    return G.eval(), cfg
 
 
 def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:

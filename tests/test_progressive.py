@@ -98,6 +98,9 @@ def test_each_architecture_gets_its_own_optimizer_defaults_unless_given():
     # one extra 3x3 convolution per scale at 28 px only (at 32 and 64 px it halved the steps and lost)
     depths = [resolve(TrainConfig(), r, c).depth for r, c in ((28, 1), (32, 3), (64, 3), (128, 1))]
     assert depths + [prog.depth, resolve(TrainConfig(depth=0), 28, 1).depth] == [1, 0, 0, 0, 0, 0]
+    # standing batch-norm statistics for the EMA at 28 px only (at 64 px the copied ones scored better)
+    standing = [resolve(TrainConfig(), r, c).standing_stats for r, c in ((28, 1), (32, 3), (64, 3), (128, 1))]
+    assert standing + [resolve(TrainConfig(standing_stats=False), 28, 1).standing_stats] == [True] + [False] * 4
     assert resolve(TrainConfig(ema=0.0, g_lr=1e-4), 28, 1).ema == 0.0
     given = resolve(TrainConfig(arch="msg", d_lr=4e-4, beta1=0.5), 32, 3)
     assert (given.g_lr, given.d_lr, given.beta1, given.beta2) == (1e-3, 4e-4, 0.5, 0.99)

@@ -5,6 +5,7 @@ balance policy, the divergence guard (rollback with lower learning rates, give u
 Unit tests use hand-sized tensors; the end-to-end ones train tiny models (width 8, z 16, batch 16) for a few
 steps and spy on the step's functions, so each takes seconds.
 """
+import copy
 import json
 import math
 
@@ -23,7 +24,7 @@ from gansmith.training import loop as loop_module
 from gansmith.training import step as step_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.config import resolve, shape_differences, validate
-from gansmith.training.ema import ema_decay, make_ema, update_ema
+from gansmith.training.ema import ema_decay, make_ema, standing_statistics, update_ema
 from gansmith.training.lr import decay_factor
 from gansmith.training.loop import Trainer
 from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
@@ -580,16 +581,77 @@ def test_trainer_ema_after_one_step_is_the_hand_lerp_and_sampling_uses_it():
     assert plain.G_ema is None and plain.sampling_generator() is plain.G
 
 
-def test_sampling_from_a_run_uses_the_ema_weights(tiny_npz, tmp_path):
+class TinyBNGenerator(nn.Sequential):
+    z_dim = 3
+
+    def __init__(self):
+        super().__init__(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2), nn.BatchNorm1d(2))
+
+
+def test_standing_statistics_are_the_average_batch_statistics_of_the_given_weights():
+    torch.manual_seed(0)
+    G = TinyBNGenerator().eval()
+    bn = G[1]
+    with torch.no_grad():
+        bn.running_mean.fill_(100.0)  # statistics that do not belong to these weights
+        bn.running_var.fill_(1e-3)
+    params = [p.clone() for p in G.parameters()]
+    standing_statistics(G, batch=8, samples=64, seed=5)
+    # by hand: the same 8 batches of 8 latents; mean of the batch means and of the unbiased batch variances
+    rng = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        pre = [G[0](torch.randn(8, 3, generator=rng)) for _ in range(8)]
+    assert torch.allclose(bn.running_mean, torch.stack([h.mean(0) for h in pre]).mean(0), atol=1e-6)
+    assert torch.allclose(bn.running_var, torch.stack([h.var(0) for h in pre]).mean(0), atol=1e-6)
+    assert not G.training and bn.momentum == 0.1  # mode and momentum as they were
+    assert all(torch.equal(p, q) for p, q in zip(G.parameters(), params))
+    second = standing_statistics(copy.deepcopy(G), batch=8, samples=64, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(G.buffers(), second.buffers()))  # a fixed seed: reproducible
+
+
+def test_sampling_from_a_run_uses_the_ema_weights_with_the_configured_statistics(tiny_npz, tmp_path):
     from gansmith.generate import generate_images, load_generator
     result = train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.128, ema=0.9), progress=False)
     ckpt = load_checkpoint(result.checkpoint)
     assert any(not torch.equal(ckpt["G"][k], ckpt["G_ema"][k]) for k in ckpt["G"] if ckpt["G"][k].is_floating_point())
-    G, _ = load_generator(tmp_path / "run")
-    assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in G.state_dict().items())
+    copied, _ = load_generator(tmp_path / "run", standing=False)
+    assert all(torch.equal(v, ckpt["G_ema"][k]) for k, v in copied.state_dict().items())
+    G, cfg = load_generator(tmp_path / "run")  # 28 px: standing statistics by default
+    assert cfg.standing_stats
+    params = dict(G.named_parameters())
+    assert all(torch.equal(params[k], ckpt["G_ema"][k]) for k in params)
+    expected = standing_statistics(copy.deepcopy(copied), cfg.batch)
+    stats = [k for k in ckpt["G_ema"] if k.endswith("running_mean")]
+    assert stats and all(torch.equal(G.state_dict()[k], expected.state_dict()[k]) for k in stats)
+    assert any(not torch.equal(G.state_dict()[k], ckpt["G_ema"][k]) for k in stats)
+    assert not G.training
     raw, _ = load_generator(tmp_path / "run", ema=False)
-    assert all(torch.equal(v, ckpt["G"][k]) for k, v in raw.state_dict().items())
+    assert all(torch.equal(v, ckpt["G"][k]) for k, v in raw.state_dict().items())  # G's own: as trained
     assert (generate_images(G, 4, seed=1) != generate_images(raw, 4, seed=1)).any()
+    off = train(tiny_config(tiny_npz, tmp_path / "off", kimg=0.032, ema=0.9, standing_stats=False), progress=False)
+    G_off, _ = load_generator(tmp_path / "off")
+    assert all(torch.equal(v, load_checkpoint(off.checkpoint)["G_ema"][k]) for k, v in G_off.state_dict().items())
+
+
+def test_a_run_saved_before_standing_statistics_keeps_the_copied_ones():
+    assert TrainConfig.from_saved({"arch": "dcgan", "res": 28, "channels": 1, "ema": 0.999}).standing_stats is False
+
+
+def test_evaluation_during_training_leaves_the_trainers_ema_untouched():
+    t = tiny_trainer(ema=0.9)
+    assert t.cfg.standing_stats
+    t.train_step(ListBatches())
+    before = copy.deepcopy(t.G_ema.state_dict())
+    G = t.evaluation_generator()
+    assert G is not t.G_ema
+    assert all(torch.equal(v, before[k]) for k, v in t.G_ema.state_dict().items())
+    assert any(not torch.equal(b, c) for b, c in zip(G.buffers(), t.G_ema.buffers()))
+    copied = tiny_trainer(ema=0.9, standing_stats=False)
+    copied.train_step(ListBatches())
+    assert all(torch.equal(b, c) for b, c in zip(copied.evaluation_generator().buffers(), copied.G_ema.buffers()))
+    plain = tiny_trainer(ema=0.0)
+    assert all(torch.equal(a, b) for a, b in zip(plain.evaluation_generator().state_dict().values(),
+                                                 plain.G.state_dict().values()))
 
 
 # --- options reach the trainer: from the CLI flags, and through the API into the step ---------------------
@@ -599,12 +661,13 @@ def test_cli_flags_reach_the_config(tiny_npz, tmp_path, run_cli):
                              "--loss", "lsgan", "--sn", "--mbstd", "--r1", "0.5", "--r1-every", "4",
                              "--label-smooth", "0.1", "--instance-noise", "0.2", "--augment", "translation,color",
                              "--d-steps", "2", "--balance", "--auto-fix", "--ema", "0.99",
-                             "--g-lr", "1e-4", "--d-lr", "4e-4", "--gp-weight", "5", "--pack", "2")
+                             "--g-lr", "1e-4", "--d-lr", "4e-4", "--gp-weight", "5", "--pack", "2",
+                             "--no-standing-stats")
     assert code == 0, err
     cfg = json.loads((run / "config.json").read_text())["config"]
     assert cfg | dict(loss="lsgan", sn=True, mbstd=True, r1=0.5, r1_every=4, label_smooth=0.1, instance_noise=0.2,
                       augment="translation,color", d_steps=2, balance=True, auto_fix=True, ema=0.99,
-                      g_lr=1e-4, d_lr=4e-4, gp_weight=5.0, d_norm="none", pack=2) == cfg
+                      g_lr=1e-4, d_lr=4e-4, gp_weight=5.0, d_norm="none", pack=2, standing_stats=False) == cfg
     ckpt = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])
     assert ckpt["G_ema"] is not None
     assert any("parametrizations" in k for k in ckpt["D"])  # spectral norm

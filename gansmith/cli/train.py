@@ -44,6 +44,9 @@ TRAIN_OPTIONS = [
     ("--lr-decay", "lr_decay", click.Choice(LR_DECAYS), "none, linear, cosine (both learning rates fall to 0 by the end of the run) or late (held, then a cosine over the last quarter)"),
     ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling, 0 = off "
      + arch_default_help("ema")),
+    ("--standing-stats", "standing_stats", bool, "sample the EMA with batch-norm statistics recomputed for its weights "
+     f"(BigGAN's standing statistics) instead of those copied from the trained G (default: on for dcgan up to "
+     f"{TINY_RES} px, where it was measured better, off above)"),
     ("--g-norm", "g_norm", click.Choice(["bn", "pixel"]), "G's normalization: batch norm or per-sample pixel norm"),
     ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
     ("--sn", "sn", bool, "spectral normalization in D"),

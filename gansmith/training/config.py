@@ -47,6 +47,7 @@ class TrainConfig:
     beta1: float | None = None
     beta2: float | None = None
     ema: float | None = None        # decay of the moving average of G's weights; 0 = off; None: ARCH_DEFAULTS
+    standing_stats: bool | None = None  # sample the EMA with batch-norm statistics recomputed for it; None: ARCH_DEFAULTS
     lr_decay: str = "none"          # none, linear, cosine or late (the last quarter only): to 0 by the end of the run
     # regularizers
     r1: float = 0.0                 # R1 gradient penalty weight gamma; 0 = off
@@ -98,7 +99,8 @@ SMALL_RES = 64
 # Up to this size DCGAN adds one 3x3 convolution at every hidden scale of G and D by default (--depth 1): 28 px
 # (at 32 px colour it lost, defaults_sweep.md round 6).
 TINY_RES = 28
-# What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2, --ema and --depth become, per architecture; DCGAN up to
+# What an unset --width, --batch, --g-lr, --d-lr, --beta1, --beta2, --ema, --depth and --standing-stats become, per
+# architecture; DCGAN up to
 # SMALL_RES has its own row, and up to TINY_RES the same row with --depth 1 and batch 16. Each row is measured, not folklore:
 # - dcgan <= 64 px: sweeps on Fashion-MNIST 28 px, 5 CPU-minutes per trial (benchmarks/results/defaults_sweep.md):
 #   width 32 beats 64 (twice the steps per minute), EMA helps, learning rate 5e-4 instead of 2e-4 helps most;
@@ -109,6 +111,9 @@ TINY_RES = 28
 #   (arch_64px.md, defaults_sweep.md round 9; 32 px follows 64 px, unmeasured). EMA 0.99975 beat 0.999 in 10-minute runs
 #   (FID 34.8 vs 36.5 and 36.8 vs 37.7 on two seeds, defaults_sweep.md round 4); with the warm-up in ema.py
 #   the two are the same average for the first 8,991 steps, so shorter runs do not change.
+# - standing statistics (ema.py) at 28 px: Stacked MNIST KL 0.145-0.180 -> 0.115-0.121 on three checkpoints,
+#   Fashion-MNIST FID better by 0.8 on average over five checkpoints; at 64 px the emoji FID was worse by 4 on
+#   average over four (defaults_sweep.md round 11), so 29-64 px keeps the copied statistics.
 # - dcgan at 28 px, depth 1: 10-minute Fashion-MNIST runs, FID 34.8 -> 27.6 (seed 0) and 36.8 -> 27.0 (seed 1)
 #   with 0.5x the steps; depth 2 (36.5) is too slow for its gain. At 64 px depth 1 halves the steps and lost
 #   (emoji FID 291 vs 203), and on the emoji at 32 px (5 minutes: 197 vs 150), so those keep depth 0
@@ -119,13 +124,15 @@ TINY_RES = 28
 #   convolutions at every scale). EMA is off until measured for them.
 ARCH_DEFAULTS = {
     "dcgan-small": {"width": 32, "batch": 8, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
-                    "depth": 0},
-    "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0, "depth": 0},
+                    "depth": 0, "standing_stats": False},
+    "dcgan": {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.0, "depth": 0,
+              "standing_stats": False},
     "progressive": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0,
-                    "depth": 0},
-    "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0, "depth": 0},
+                    "depth": 0, "standing_stats": False},
+    "msg": {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0, "beta2": 0.99, "ema": 0.0, "depth": 0,
+            "standing_stats": False},
 }
-ARCH_DEFAULTS["dcgan-tiny"] = {**ARCH_DEFAULTS["dcgan-small"], "depth": 1, "batch": 16}
+ARCH_DEFAULTS["dcgan-tiny"] = {**ARCH_DEFAULTS["dcgan-small"], "depth": 1, "batch": 16, "standing_stats": True}
 
 
 def arch_defaults(arch: str, res: int) -> dict:
@@ -226,10 +233,12 @@ def resolve(cfg: TrainConfig, res: int, channels: int) -> TrainConfig:
 def upgrade_saved(saved: dict) -> dict:
     """A resolved config as a run folder or checkpoint stores it, with the keys that older versions did not
     write filled in with what those versions built: D as wide as G (before --d-width), no extra layers
-    (before --depth). Other missing keys take their defaults."""
+    (before --depth), the EMA sampled with copied statistics (before --standing-stats). Other missing keys take
+    their defaults."""
     c = {**TrainConfig().to_dict(), **saved}
     c["d_width"] = c["d_width"] or c["width"]
     c["depth"] = c["depth"] or 0
+    c["standing_stats"] = bool(c["standing_stats"])
     return c
 
 

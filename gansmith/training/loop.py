@@ -6,6 +6,7 @@ sample, checkpoint). Ctrl-C or SIGTERM finish the current step, save a checkpoin
 """
 from __future__ import annotations
 
+import copy
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from .batches import Batches
 from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpoints, remove_stale_temporaries,
                          save_checkpoint, step_path)
 from .config import TrainConfig, resolve, shape_differences, validate
-from .ema import ema_decay, make_ema, update_ema
+from .ema import ema_decay, make_ema, standing_statistics, update_ema
 from .lr import decay_factor
 from .policies import BalancePolicy, DivergenceGuard, event
 from .run import ReadOnlyRun, RunFolder, crossed, log
@@ -228,6 +229,12 @@ class Trainer:
     # --- samples -------------------------------------------------------------------------------------
     def sampling_generator(self):
         return self.G_ema if self.G_ema is not None else self.G
+
+    def evaluation_generator(self):
+        """What `gansmith eval` would load from a checkpoint now, bit for bit: a copy of the sampling generator in the
+        default memory format, with standing statistics if the config asks for them."""
+        G = copy.deepcopy(self.sampling_generator()).to(memory_format=torch.contiguous_format)
+        return standing_statistics(G, self.cfg.batch) if self.G_ema is not None and self.cfg.standing_stats else G
 
     @torch.no_grad()
     def fixed_samples(self) -> torch.Tensor:
@@ -464,7 +471,7 @@ def evaluate_generator(G, data, n: int, device="cpu") -> dict:
 
 def evaluate_during_training(t: Trainer, data, run: RunFolder) -> None:
     """FID/KID of the sampling generator now; keep checkpoints/best.pt by FID (DCGAN often gets worse late)."""
-    result = evaluate_generator(t.sampling_generator(), data, t.cfg.eval_n, t.device)
+    result = evaluate_generator(t.evaluation_generator(), data, t.cfg.eval_n, t.device)
     t.pending_eval = {k: result[k] for k in ("fid", "kid", "kid_std")}
     log(f"step {t.step}: FID {result['fid']:.2f}, KID {result['kid']:.4f} ± {result['kid_std']:.4f}")
     if result["fid"] < t.best_fid:
