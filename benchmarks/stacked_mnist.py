@@ -50,6 +50,7 @@ SETUPS = {
     "gansmith defaults + PacGAN2": ["--pack", "2"],
     "gansmith defaults + PacGAN4": ["--pack", "4"],
     "gansmith defaults + linear lr decay": ["--lr-decay", "linear"],
+    "gansmith defaults + late lr decay": ["--lr-decay", "late"],
     "gansmith defaults at lr 2e-4": ["--g-lr", "2e-4", "--d-lr", "2e-4"],
     "gansmith defaults at batch 128": ["--batch", "128"],
     "gansmith defaults with D width 64": ["--d-width", "64"],
