@@ -51,6 +51,8 @@ SETUPS = {
     "gansmith defaults + PacGAN4": ["--pack", "4"],
     "gansmith defaults + linear lr decay": ["--lr-decay", "linear"],
     "gansmith defaults + late lr decay": ["--lr-decay", "late"],
+    "gansmith defaults with pixel norm in G": ["--g-norm", "pixel"],  # no batch statistics in G at all
+    "gansmith defaults + minibatch std": ["--mbstd"],
     "gansmith defaults at lr 2e-4": ["--g-lr", "2e-4", "--d-lr", "2e-4"],
     "gansmith defaults at batch 128": ["--batch", "128"],
     "gansmith defaults with D width 64": ["--d-width", "64"],
