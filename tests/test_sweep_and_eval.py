@@ -7,15 +7,13 @@ import pytest
 
 from gansmith.data import load_images
 from gansmith.errors import UserError
+from gansmith.generate import load_generator
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import load_checkpoint
+from gansmith.training.loop import evaluate_generator
 from gansmith.training.sweep import command_line, parse_grid, run_sweep
 
 TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
-
-
-def train_data(path):
-    return load_images(str(path), progress=False)
 
 
 def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(tiny_npz, tmp_path, run_cli):
@@ -30,9 +28,8 @@ def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(tiny_npz, tmp_path, r
     best_record = min(evaluated, key=lambda r: r["fid"])
     assert best["step"] == best_record["step"]
     # what training logs is what evaluating the saved checkpoint gives (same generator, statistics, seed)
-    from gansmith.generate import load_generator
-    from gansmith.training.loop import evaluate_generator
-    again = evaluate_generator(load_generator(run / "checkpoints" / "best.pt")[0], train_data(tiny_npz), 12)
+    best_G, _ = load_generator(run / "checkpoints" / "best.pt")
+    again = evaluate_generator(best_G, load_images(str(tiny_npz), progress=False), 12)
     assert again["fid"] == best_record["fid"]
     code, out, err = run_cli("sample", run, "--checkpoint", "best", "-n", "4", "-o", tmp_path / "best.png")
     assert code == 0, err
