@@ -57,6 +57,7 @@ SETUPS = {
     "gansmith defaults at batch 128": ["--batch", "128"],
     "gansmith defaults with D width 64": ["--d-width", "64"],
     "gansmith defaults at width 64": ["--width", "64"],  # G and D as wide as the classic recipe's
+    "gansmith defaults with D lr 1e-3 (TTUR)": ["--d-lr", "1e-3"],  # D adapts twice as fast as G
 }
 
 
