@@ -3,8 +3,9 @@
 Sampling from the average smooths out the oscillation of the last few updates. During training the buffers
 (batch-norm statistics) are copied from the trained G, which is free and good enough for previews and the
 doctor; for sampling, `standing_statistics` re-estimates them for the averaged weights. The decay warms up as
-in TensorFlow's ExponentialMovingAverage (num_updates): early in a run the average would otherwise drag in the random initial weights for
-thousands of steps (measured: width-64 DCGAN, decay 0.999, 2,200 steps: FID 137 vs 78 without EMA).
+in TensorFlow's ExponentialMovingAverage (num_updates): early in a run the average would otherwise drag in the
+random initial weights for thousands of steps (measured: width-64 DCGAN, decay 0.999, 2,200 steps: FID 137 vs 78
+without EMA).
 """
 from __future__ import annotations
 
