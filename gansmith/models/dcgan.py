@@ -14,11 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .layers import MinibatchStdDev, PixelNorm, maybe_spectral_norm
-
-
-def base_size(res: int) -> int:
-    return 7 if res % 7 == 0 else 4
+from .layers import MinibatchStdDev, PixelNorm, base_size, maybe_spectral_norm
 
 
 def stage_widths(res: int, width: int) -> list[int]:

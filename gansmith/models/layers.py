@@ -1,7 +1,10 @@
 """Layers shared by the architectures."""
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
@@ -36,3 +39,37 @@ class PixelNorm(nn.Module):
 def maybe_spectral_norm(module: nn.Module, enabled: bool) -> nn.Module:
     """Spectral normalization of a layer's weight (Miyato et al. 2018), when enabled."""
     return spectral_norm(module) if enabled else module
+
+
+def base_size(res: int) -> int:
+    """The side of the first feature map: 7 for 28 px images, else 4."""
+    return 7 if res % 7 == 0 else 4
+
+
+class EqualizedConv2d(nn.Module):
+    """Conv whose weights are N(0, 1) and scaled by sqrt(2 / fan_in) at run time (equalized learning rate)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.scale, self.padding = gain / math.sqrt(cin * kernel * kernel), padding
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
+
+
+class EqualizedLinear(nn.Module):
+    def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(cout, cin))
+        self.bias = nn.Parameter(torch.zeros(cout))
+        self.scale = gain / math.sqrt(cin)
+
+    def forward(self, x):
+        return F.linear(x, self.weight * self.scale, self.bias)
+
+
+def conv_act(cin: int, cout: int, kernel: int = 3, norm: bool = False) -> list[nn.Module]:
+    layers = [EqualizedConv2d(cin, cout, kernel, padding=kernel // 2), nn.LeakyReLU(0.2)]
+    return layers + [PixelNorm()] if norm else layers

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MinibatchStdDev
-from .progressive import EqualizedConv2d, EqualizedLinear, GeneratorStages, conv_act, stage_channels, stage_count
-from .dcgan import base_size
+from .layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, base_size, conv_act
+from .progressive import GeneratorStages, stage_channels, stage_count
 
 
 class MSGGenerator(GeneratorStages):

@@ -19,8 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dcgan import base_size
-from .layers import MinibatchStdDev, PixelNorm
+from .layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, base_size, conv_act
 
 
 def schedule(images_seen: int, phase_kimg: float, n_stages: int) -> tuple[int, float]:
@@ -40,35 +39,6 @@ def stage_channels(res: int, width: int) -> list[int]:
     """Feature channels at each stage, from the base resolution up, e.g. 64 px width 32: 256, 256, 128, 64, 32."""
     n = stage_count(res)
     return [min(width * 2 ** (n - 1 - i), width * 8) for i in range(n)]
-
-
-class EqualizedConv2d(nn.Module):
-    """Conv whose weights are N(0, 1) and scaled by sqrt(2 / fan_in) at run time (equalized learning rate)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int, padding: int = 0, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin, kernel, kernel))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.scale, self.padding = gain / math.sqrt(cin * kernel * kernel), padding
-
-    def forward(self, x):
-        return F.conv2d(x, self.weight * self.scale, self.bias, padding=self.padding)
-
-
-class EqualizedLinear(nn.Module):
-    def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2)):
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.scale = gain / math.sqrt(cin)
-
-    def forward(self, x):
-        return F.linear(x, self.weight * self.scale, self.bias)
-
-
-def conv_act(cin: int, cout: int, kernel: int = 3, norm: bool = False) -> list[nn.Module]:
-    layers = [EqualizedConv2d(cin, cout, kernel, padding=kernel // 2), nn.LeakyReLU(0.2)]
-    return layers + [PixelNorm()] if norm else layers
 
 
 class Growth:
