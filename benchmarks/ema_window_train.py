@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-import gansmith.training.loop as loop
+import gansmith.training.trainer as trainer_module
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import load_checkpoint, save_checkpoint
 from gansmith.training.ema import make_ema
@@ -29,7 +29,7 @@ def main():
     ks = [int(k) for k in sys.argv[4].split(",")]
     extra = {k: number_or_text(v) for k, v in (a.split("=", 1) for a in sys.argv[5:])}
     averages, cap, steps = {}, [None], [0]
-    package_update, package_decay = loop.update_ema, loop.ema_decay
+    package_update, package_decay = trainer_module.update_ema, trainer_module.ema_decay
 
     def decay_remembering_the_cap(decay, step):
         cap[0] = decay
@@ -44,7 +44,7 @@ def main():
                 averages[K] = make_ema(G)
             package_update(averages[K], G, min(cap[0], (1 + s) / (K + s)))
 
-    loop.update_ema, loop.ema_decay = update_with_extra_averages, decay_remembering_the_cap
+    trainer_module.update_ema, trainer_module.ema_decay = update_with_extra_averages, decay_remembering_the_cap
     t0 = time.time()
     result = train(TrainConfig(data=data, out=str(out), minutes=minutes, report=False, seed=0, **extra), progress=False)
     print("trained", steps[0], "steps in", round(time.time() - t0), "s; cap", cap[0], flush=True)

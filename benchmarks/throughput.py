@@ -39,8 +39,8 @@ from gansmith.fileio import atomic_write_text  # noqa: E402
 from gansmith.models import build_discriminator, build_generator  # noqa: E402
 from gansmith.training import TrainConfig  # noqa: E402
 from gansmith.training.config import resolve  # noqa: E402
-from gansmith.training.loop import amp_by_default  # noqa: E402
-from gansmith.training.step import StepOptions, adam, discriminator_phase, generator_phase  # noqa: E402
+from gansmith.system import amp_by_default  # noqa: E402
+from gansmith.training.step import DiscriminatorView, Phases, adam, discriminator_phase, generator_phase  # noqa: E402
 
 
 def matmul_flops(n: int = 4096, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
@@ -72,15 +72,16 @@ class BareStep:
         self.opt_G = adam(self.G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), cpu)
         self.opt_D = adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), cpu)
         amp = amp_by_default(cpu) if amp is None else amp
-        self.opts = StepOptions(loss=cfg.loss, amp_dtype=torch.bfloat16 if amp else None)
+        self.phases = Phases.from_config(cfg, amp_dtype=torch.bfloat16 if amp else None)
+        self.view = DiscriminatorView()
         self.rng = torch.Generator().manual_seed(0)
         self.real = (torch.rand(batch, channels, res, res) * 2 - 1).contiguous(memory_format=fmt)
         self.batch, self.z_dim, self.width = batch, cfg.z_dim, cfg.width
 
     def __call__(self):
         fake = self.G(torch.randn(self.batch, self.z_dim))
-        discriminator_phase(self.D, self.opt_D, self.real, fake.detach(), self.opts, self.rng, 1)
-        generator_phase(self.D, self.opt_G, self.G_params, fake, self.opts, self.rng)
+        discriminator_phase(self.phases, self.D, self.G, self.opt_D, self.real, fake.detach(), self.view, self.rng, 1)
+        generator_phase(self.phases, self.D, self.G, self.opt_G, self.G_params, fake, self.real, self.view, self.rng, 1)
 
     def flops(self) -> int:
         with FlopCounterMode(display=False) as counter:
@@ -142,7 +143,7 @@ def measure_row(res: int, batch: int, loop_seconds: float, peak: float, work: Pa
     step = BareStep(res, channels, batch)
     flops, seconds = step.flops(), step.seconds()
     nchw = BareStep(res, channels, batch, channels_last=False).seconds()
-    fp32 = BareStep(res, channels, batch, amp=False).seconds() if step.opts.amp_dtype else seconds
+    fp32 = BareStep(res, channels, batch, amp=False).seconds() if step.phases.amp_dtype else seconds
     bare = batch / seconds
     loop_cells = "— | — | —"
     if loop_seconds:

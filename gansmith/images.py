@@ -41,10 +41,11 @@ def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, pad_val
     return grid
 
 
+def zoom(images: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour zoom of uint8 N x H x W x C images by a whole factor (for small-image grids)."""
+    return images if factor == 1 else images.repeat(factor, axis=1).repeat(factor, axis=2)
+
+
 def upscale_nearest(images: np.ndarray, size: int) -> np.ndarray:
-    """Nearest-neighbour upscale of uint8 N x H x W x C images to size x size (for small-image grids)."""
-    n, h, w, c = images.shape
-    if h == size and w == size:
-        return images
-    fy, fx = size // h, size // w
-    return images.repeat(fy, axis=1).repeat(fx, axis=2)
+    """Nearest-neighbour upscale of uint8 N x H x W x C images to about size x size (a whole factor)."""
+    return zoom(images, max(1, size // images.shape[1]))

@@ -59,3 +59,21 @@ def pytest_configure(config):
 def long_run(request):
     """True when pytest was given --long."""
     return request.config.getoption("--long")
+
+
+# The tiny training configuration every training test starts from (seconds per run), as API options and as flags.
+TINY = dict(width=8, z_dim=16, batch=16, depth=0, report=False, log_every=0.032, sample_every=0.064,
+            checkpoint_every=0.064)
+
+
+def tiny_config(data, out, **overrides):
+    from gansmith.training import TrainConfig
+    return TrainConfig(data=str(data), out=str(out), **{**TINY, **overrides})
+
+
+def tiny_flags(**overrides) -> list[str]:
+    flags = []
+    for k, v in {**TINY, **overrides}.items():
+        name = "--" + k.replace("_", "-")
+        flags += [name] if v is True else [f"--no-{name[2:]}"] if v is False else [name, str(v)]
+    return flags

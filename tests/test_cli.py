@@ -13,10 +13,11 @@ from PIL import Image
 
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint
 
-# depth 0: after the 8 steps of these runs, a depth-1 G in eval mode (batch-norm running statistics still near
-# their initial values) draws near-uniform gray for every seed, which the sampling tests could not tell apart
-TINY = ["--no-report", "--width", "8", "--z-dim", "16", "--batch", "16", "--depth", "0", "--log-every", "0.032",
-        "--sample-every", "0.064", "--checkpoint-every", "0.064"]
+from conftest import tiny_flags
+
+# depth 0 (conftest.TINY): after the 8 steps of these runs, a depth-1 G in eval mode (batch-norm running statistics
+# still near their initial values) draws near-uniform gray for every seed, which the sampling tests could not tell apart
+TINY = tiny_flags()
 
 
 @pytest.fixture

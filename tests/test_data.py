@@ -23,6 +23,7 @@ from gansmith.data import cache as data_cache, imagedata as imagedata_module, lo
 from gansmith.data.decode import Undecodable, bomb_warnings_as_errors, decode_image
 from gansmith.data.load import default_res
 from gansmith.errors import UserError
+from conftest import tiny_config
 
 
 def image_bytes(img: Image.Image, fmt: str) -> bytes:
@@ -358,7 +359,7 @@ def bad_inputs(tmp_path_factory):
     ("short.gz", {}, "short.gz is truncated: expected 48 bytes, found 30"),
     ("short.gz,nolabels.gz", {}, "nolabels.gz: no such file"),
     ("builtin:cifar", {}, "unknown data set 'builtin:cifar'"),
-    ("builtin:fashion-mnist", {"res": 30}, "unsupported resolution 30"),
+    ("builtin:fashion-mnist", {"res": 30}, "--res 30 is not supported"),
     ("builtin:fashion-mnist", {"fit": "stretch"}, "fit must be one of crop, pad"),
     ("builtin:fashion-mnist", {"channels": 2}, "channels must be 1 or 3"),
 ])
@@ -556,14 +557,13 @@ def test_metrics_read_only_the_rows_they_use_of_a_streamed_set(mixed_folder, dat
 
 def test_training_on_a_streamed_folder_matches_memory_and_resumes_exactly(tiny_npz, tmp_path, datasets_dir,
                                                                           monkeypatch):
-    from gansmith.training import TrainConfig, train
+    from gansmith.training import train
     from gansmith.training.checkpoint import load_checkpoint
     for i, image in enumerate(np.load(tiny_npz)["x"]):
         save(tmp_path / "squares" / f"{i:02d}.png", image)
 
     def run(data, out, kimg, resume=False):
-        config = TrainConfig(data=str(data), out=str(tmp_path / out), kimg=kimg, width=8, z_dim=16, batch=16,
-                             report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.032)
+        config = tiny_config(data, tmp_path / out, kimg=kimg, depth=None, checkpoint_every=0.032)
         return load_checkpoint(train(config, resume=resume, progress=False).checkpoint)
 
     in_memory = run(tiny_npz, "memory", 0.064)

@@ -7,13 +7,13 @@ import torch
 
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
+from conftest import tiny_flags
 
 # No batch norm anywhere: per-sample normalization makes the result independent of how the batch is split.
 # depth 0: at --depth 1 floating-point summation order alone moves G by ~2e-4 within 8 steps (the same single-process
 # run on 1 vs 2 threads differs that much), beyond the tolerance below; at depth 0 the same comparison stays near 1e-7.
 # float32 (--no-amp) for the same reason: in bf16 each rank's half-batch convolutions round differently.
-ARGS = ["--width", "8", "--z-dim", "16", "--batch", "16", "--depth", "0", "--g-norm", "pixel", "--d-norm", "none", "--no-amp",
-        "--log-every", "0.032", "--sample-every", "0.064", "--checkpoint-every", "0.064", "--no-report", "--quiet"]
+ARGS = tiny_flags(g_norm="pixel", d_norm="none", amp=False) + ["--quiet"]
 
 
 def torchrun(nproc, *args):

@@ -10,9 +10,7 @@ import torch
 
 from gansmith import doctor as doc
 from gansmith.doctor import Doctor, sample_diversity, summarize
-from gansmith.training import TrainConfig
 
-CFG = TrainConfig(g_lr=2e-4, d_lr=4e-4)
 
 
 def rec(step, **kw):
@@ -22,11 +20,14 @@ def rec(step, **kw):
     return r
 
 
-def feed(records, loss="ns", cfg=CFG):
+def feed(records, loss="ns", augmenting=False):
+    """Feed records to a doctor as the loop does: an evaluation is noted when it happens, then the record examined."""
     d = Doctor(loss)
     found = []
     for r in records:
-        found += d.examine(r, cfg)
+        if "fid" in r:
+            d.note_fid(r["fid"])
+        found += d.examine(r, augmenting)
     return d, found
 
 
@@ -85,10 +86,10 @@ def test_collapse_after_diversity_fell_is_flagged_once_with_evidence_and_fix():
     assert f["evidence"]["peak_div"] == 0.55 and f["evidence"]["peak_step"] == 40
     assert "10% of real images'" in f["message"] and "best 69% at step 40" in f["message"]
     assert f["severity"] == "warning" and f["remedy"]
-    assert f["fix"] == {"augment": "translation,cutout", "g_lr": 1e-4}
+    assert f["fix"] == {"augment": "translation,cutout", "g_lr_scale": 0.5}
     # it is reported again only after it went away and came back
     more = [rec(110, div_fake=0.6), rec(120, div_fake=0.6), rec(130, div_fake=0.04), rec(140, div_fake=0.04)]
-    assert kinds(sum((d.examine(r, CFG) for r in more), [])) == ["mode_collapse"]
+    assert kinds(sum((d.examine(r) for r in more), [])) == ["mode_collapse"]
 
 
 def test_collapse_that_never_grew_is_flagged_after_the_patience():
@@ -155,7 +156,7 @@ def test_d_winning_is_flagged_with_evidence_and_fix():
     f = found[0]
     assert f["evidence"]["step"] == 30 and f["evidence"]["d_acc"] == 1.0 and f["evidence"]["loss_d"] == 0.01
     assert "G's loss rose from 1.00 to 3.00" in f["message"] and "100%" in f["message"]
-    assert f["fix"] == {"balance": True, "d_lr": 2e-4}
+    assert f["fix"] == {"balance": True, "d_lr_scale": 0.5}
 
 
 def test_d_winning_by_vanishing_gradients():
@@ -171,9 +172,8 @@ def test_d_ahead_but_not_saturated_is_not_winning():
 
 
 def test_d_winning_with_wgan_gp_has_no_loss_floor_and_no_balance_fix():
-    cfg = TrainConfig(loss="wgan-gp", d_lr=1e-4)
-    _, found = feed(d_wins(loss_d=-5.0), loss="wgan-gp", cfg=cfg)
-    assert kinds(found) == ["d_winning"] and found[0]["fix"] == {"d_lr": 5e-5}
+    _, found = feed(d_wins(loss_d=-5.0), loss="wgan-gp")
+    assert kinds(found) == ["d_winning"] and found[0]["fix"] == {"d_lr_scale": 0.5}
 
 
 # --- D losing: G outruns D ------------------------------------------------------------------------------
@@ -189,9 +189,8 @@ def test_d_losing_is_flagged_after_four_intervals_with_evidence_and_fix():
     f = found[0]
     assert f["evidence"] == {"step": 40, "d_real": 0.55, "d_fake": 0.82, "loss_d": 2.4, "since_step": 10}
     assert "more real than real ones" in f["message"] and "lower --g-lr" in f["remedy"]
-    assert f["fix"] == {"balance": True, "g_lr": 1e-4}
-    cfg = TrainConfig(loss="wgan-gp", g_lr=1e-4)
-    assert feed(d_fooled(4), loss="wgan-gp", cfg=cfg)[1][0]["fix"] == {"g_lr": 5e-5}
+    assert f["fix"] == {"balance": True, "g_lr_scale": 0.5}
+    assert feed(d_fooled(4), loss="wgan-gp")[1][0]["fix"] == {"g_lr_scale": 0.5}
 
 
 def test_d_fooled_now_and_then_is_not_losing():
@@ -205,7 +204,7 @@ def test_d_fooled_now_and_then_is_not_losing():
 def test_non_finite_losses_are_an_error_with_lower_learning_rates():
     _, found = feed([rec(10), rec(20, loss_g=float("nan"))])
     assert kinds(found) == ["divergence"] and found[0]["severity"] == "error"
-    assert found[0]["fix"] == {"g_lr": 1e-4, "d_lr": 2e-4}
+    assert found[0]["fix"] == {"g_lr_scale": 0.5, "d_lr_scale": 0.5}
 
 
 def test_oscillation_is_swinging_not_trending():
@@ -256,8 +255,7 @@ def test_summarize_verdicts():
 from gansmith.training import train  # noqa: E402
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint  # noqa: E402
 
-# depth 0: the doctor's tiny-run tests were calibrated on the classic layout (the depth-1 demo run: tested by hand)
-TINY = dict(width=8, z_dim=16, batch=16, depth=0, report=False, log_every=0.064, sample_every=10, checkpoint_every=10)
+from conftest import tiny_config, tiny_flags  # noqa: E402
 
 
 def run_records(run):
@@ -269,7 +267,7 @@ def run_events(run, severities=("warning", "error")):
 
 
 def tiny_run(data, run, **kw):
-    train(TrainConfig(data=str(data), out=str(run), **{**TINY, **kw}), progress=False)
+    train(tiny_config(data, run, **{"log_every": 0.064, "sample_every": 10, "checkpoint_every": 10, **kw}), progress=False)
     return run
 
 
@@ -289,17 +287,40 @@ def test_auto_fix_applies_the_remedy(tiny_npz, tmp_path, run_cli):
     recs = run_records(run)
     fixed_at = next(i for i, r in enumerate(recs) for e in r.get("events", []) if e["kind"] == "d_winning")
     ev = next(e for e in recs[fixed_at]["events"] if e["kind"] == "d_winning")
-    assert ev["applied"] is True and ev["fix"] == {"balance": True, "d_lr": 2.5e-3}
+    assert ev["applied"] is True and ev["fix"] == {"balance": True, "d_lr_scale": 0.5}
     assert all(r["lr_d"] == 5e-3 and "balance" not in r for r in recs[:fixed_at + 1])
     assert all(r["lr_d"] == 2.5e-3 and "balance" in r for r in recs[fixed_at + 1:]) and recs[fixed_at + 1:]
-    cfg = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])["config"]
-    assert cfg["balance"] is True and cfg["d_lr"] == 2.5e-3
+    # the config stays as given; the fix is run state, in every checkpoint and in adjustments.json
+    ckpt = load_checkpoint(list_step_checkpoints(run / "checkpoints")[-1])
+    assert ckpt["config"]["balance"] is False and ckpt["config"]["d_lr"] == 5e-3
+    adjustments = ckpt["state"]["adjustments"]
+    assert adjustments["balance"] is True and adjustments["d_lr_scale"] == 0.5
+    assert adjustments["history"] == [{"step": recs[fixed_at]["step"], "by": "doctor: d_winning",
+                                       "changes": {"balance": True, "d_lr_scale": 0.5}}]
+    assert json.loads((run / "adjustments.json").read_text()) == adjustments
     # and `gansmith doctor` says it was applied
     code, out, err = run_cli("doctor", run)
     assert code == 0, err
     assert "the discriminator is winning" in out and "(applied by --auto-fix)" in out and "problem(s) found" in out
     code, out, err = run_cli("doctor", run, "--json")
     assert json.loads(out)["events"][0]["kind"] == "d_winning"
+
+
+def test_auto_fix_survives_stop_and_resume(tiny_npz, tmp_path, run_cli):
+    """A remedy applied by --auto-fix is still in force after the run stops and resumes (the CLI rebuilds the config
+    from config.json; the fix comes back from the checkpoint's run state)."""
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.48", "--g-lr", "1e-6", "--d-lr", "5e-3",
+                             "--auto-fix", "--quiet", *tiny_flags(log_every=0.064, sample_every=10, checkpoint_every=0.064))
+    assert code == 0, err
+    before = run_records(run)
+    assert before[-1]["lr_d"] == 2.5e-3 and "balance" in before[-1], "the fix was not applied before the stop"
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--resume", "--kimg", "0.64", "--quiet")
+    assert code == 0, err
+    after = run_records(run)[len(before):]
+    assert after and all(r["lr_d"] == 2.5e-3 and "balance" in r for r in after)
+    adjustments = json.loads((run / "adjustments.json").read_text())
+    assert adjustments["balance"] is True and adjustments["d_lr_scale"] == 0.5
 
 
 def test_real_healthy_run_stays_quiet(tiny_npz, tmp_path):
@@ -325,7 +346,7 @@ def collapse_at(monkeypatch):
     --z-dim 1 collapsed a tiny run within 40-125 steps on this CPU: their diversity kept rising, see
     gansmith/doctor.py; so the collapse is forced, and the doctor has to find it in the logged numbers.)"""
     from gansmith.models import dcgan
-    from gansmith.training.loop import Trainer
+    from gansmith.training.trainer import Trainer
     original_forward, original_step = dcgan.Generator.forward, Trainer.train_step
     state = {"from": None, "step": 0}
 

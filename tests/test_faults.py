@@ -16,10 +16,10 @@ import pytest
 
 from gansmith.errors import UserError
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint
+from conftest import tiny_flags
 
 CHECKPOINT_KIMG = 0.064
-ARGS = ["--width", "8", "--z-dim", "16", "--batch", "16", "--log-every", "0.016", "--sample-every", "1",
-        "--checkpoint-every", str(CHECKPOINT_KIMG), "--keep", "3", "--no-report", "--quiet"]
+ARGS = tiny_flags(log_every=0.016, sample_every=1, checkpoint_every=CHECKPOINT_KIMG, keep=3) + ["--quiet"]
 
 
 def start_training(data, run, *extra):

@@ -17,6 +17,7 @@ from gansmith.metrics.kid import mmd2_unbiased
 from gansmith.metrics.nearest import nearest_gallery, nearest_neighbours
 from gansmith.metrics.precision_recall import knn_sq_radii
 from gansmith.metrics.preprocess import legacy_bilinear_resize, to_network_input
+from conftest import tiny_config
 
 # FID between shape_images("disks") and shape_images("squares"), computed by the independent path of
 # tests/fid_reference.py (the TorchScript file, nv_bilinear, scipy.linalg.sqrtm), not by gansmith:
@@ -338,11 +339,12 @@ def test_eval_command_user_errors(run_cli, tmp_path):
 
 @pytest.mark.slow
 def test_eval_command_writes_eval_json_and_gallery(run_cli, tmp_path):
-    from gansmith.training import TrainConfig, train
+    from gansmith.training import train
     data = tmp_path / "squares.npz"
     np.savez(data, x=shape_images("squares", n=8, res=28)[..., :1])
     run = tmp_path / "run"
-    train(TrainConfig(data=str(data), out=str(run), width=8, z_dim=16, batch=8, kimg=0.016), progress=False)
+    train(tiny_config(data, run, batch=8, kimg=0.016, depth=None, log_every=1, sample_every=5, checkpoint_every=10),
+          progress=False)
     code, out, err = run_cli("eval", run, "--n", "6", "--metrics", "fid,kid,pr,nn")
     assert code == 0, err
     report = json.loads((run / "eval.json").read_text())

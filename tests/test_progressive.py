@@ -7,6 +7,7 @@ from gansmith.models.progressive import ProgressiveDiscriminator, ProgressiveGen
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import load_checkpoint
 from gansmith.training.config import resolve
+from conftest import tiny_config
 
 
 def test_schedule_stable_then_fade_then_stable():
@@ -52,8 +53,7 @@ def test_fade_in_starts_exactly_where_the_previous_stage_was():
 
 
 def config(data, out, **kw):
-    return TrainConfig(data=str(data), out=str(out), arch="progressive", phase_kimg=0.04, width=8, z_dim=16,
-                       batch=16, log_every=0.032, sample_every=0.064, checkpoint_every=0.064, report=False, **kw)
+    return tiny_config(data, out, arch="progressive", phase_kimg=0.04, **kw)
 
 
 def test_resume_mid_fade_is_bit_exact(tiny_npz, tmp_path):

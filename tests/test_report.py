@@ -19,7 +19,8 @@ from gansmith.generate import (generate_images, interpolation_frames, interpolat
 from gansmith.images import make_grid, upscale_nearest
 from gansmith.report import MAX_GRIDS, refresh_report, write_report
 from gansmith.report.plots import event_marks
-from gansmith.training import TrainConfig, train
+from gansmith.training import train
+from conftest import tiny_config
 
 SECTIONS = ["samples", "findings", "curves", "quality", "memorization", "config"]
 EVIL = '<script>alert("x")</script>'
@@ -125,8 +126,7 @@ def run_without_metrics(tmp_path):
 def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("trained")
     np.savez(root / "noise.npz", x=np.random.default_rng(0).integers(0, 256, (32, 28, 28), dtype=np.uint8))
-    train(TrainConfig(data=str(root / "noise.npz"), out=str(root / "run"), width=8, z_dim=16, batch=16, depth=0, kimg=0.128,
-                      log_every=0.032, sample_every=0.032, checkpoint_every=0.064), progress=False)
+    train(tiny_config(root / "noise.npz", root / "run", kimg=0.128, report=True, sample_every=0.032), progress=False)
     return root / "run"
 
 

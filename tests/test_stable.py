@@ -13,7 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from gansmith import losses
+import dataclasses
+
+from gansmith import losses, regularizers
 from gansmith.errors import UserError
 from gansmith.models import build_discriminator
 from gansmith.models.dcgan import Discriminator
@@ -22,22 +24,36 @@ from gansmith.training import TrainConfig, train
 from gansmith.training import augment as aug
 from gansmith.training import loop as loop_module
 from gansmith.training import step as step_module
+from gansmith.training import trainer as trainer_module
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.config import resolve, shape_differences, validate
 from gansmith.training.ema import ema_decay, make_ema, standing_statistics, update_ema
 from gansmith.training.lr import decay_factor
-from gansmith.training.loop import Trainer
-from gansmith.training.policies import BALANCE_THRESHOLDS, BalancePolicy, DivergenceGuard
-from gansmith.training.step import StepOptions, discriminator_input, discriminator_phase
+from gansmith.training.trainer import Trainer
+from gansmith.training.policies import BalancePolicy, DivergenceGuard
+from gansmith.training.step import DiscriminatorView, Phases, discriminator_phase
+from conftest import TINY, tiny_config, tiny_flags
 
-# depth 0 (the classic layout) for tiny runs: see the note on TINY in test_cli.py
-TINY = dict(width=8, z_dim=16, batch=16, depth=0, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
-CLI_TINY = ["--width", "8", "--z-dim", "16", "--batch", "16", "--depth", "0", "--log-every", "0.032",
-            "--sample-every", "0.064", "--checkpoint-every", "0.064", "--quiet", "--no-report"]
+CLI_TINY = tiny_flags() + ["--quiet"]
+BALANCE = {spec.name: spec.balance for spec in losses.LOSSES if spec.balance}
 
 
-def tiny_config(data, out, **kw):
-    return TrainConfig(data=str(data), out=str(out), **{**TINY, **kw})
+def wrap_losses(monkeypatch, d_loss=None, g_loss=None):
+    """Make every new trainer's phases call d_loss(original, real, fake, label) / g_loss(original, fake, real)."""
+    original = Phases.from_config.__func__
+
+    def from_config(cls, cfg, **kwargs):
+        phases = original(cls, cfg, **kwargs)
+        spec = phases.loss
+        changes = {}
+        if d_loss:
+            changes["d_loss"] = lambda r, f, label: d_loss(spec, r, f, label)
+        if g_loss:
+            changes["g_loss"] = lambda f, r: g_loss(spec, f, r)
+        phases.loss = dataclasses.replace(spec, **changes)
+        return phases
+
+    monkeypatch.setattr(Phases, "from_config", classmethod(from_config))
 
 
 def records(run):
@@ -64,7 +80,7 @@ class ListBatches:
 
 def tiny_trainer(**kw):
     cfg = resolve(TrainConfig(**{**TINY, **kw}), 28, 1)
-    return Trainer(cfg, torch.device("cpu"))
+    return Trainer(cfg)
 
 
 # --- losses: hand computation on fixed logits ------------------------------------------------------------
@@ -86,28 +102,32 @@ HAND_D = {
     "hinge": (0 + 2) / 2 + (1.5 + 0) / 2,
     "wgan-gp": (0.5 - 3) / 2 - (2 - 1) / 2,
     "lsgan": 0.5 * ((2 - 1) ** 2 + (-1 - 1) ** 2) / 2 + 0.5 * (0.5 ** 2 + 3 ** 2) / 2,
+    "rpgan": (softplus(0.5 - 2) + softplus(-3 - (-1))) / 2,   # softplus(D(fake) - D(real)) over the pairs
 }
 HAND_G = {
     "ns": (softplus(-0.5) + softplus(3)) / 2,
     "hinge": 1.25,
     "wgan-gp": 1.25,
     "lsgan": 0.5 * ((0.5 - 1) ** 2 + (-3 - 1) ** 2) / 2,
+    "rpgan": (softplus(2 - 0.5) + softplus(-1 - (-3))) / 2,   # softplus(D(real) - D(fake))
 }
 
 
-@pytest.mark.parametrize("kind", losses.LOSSES)
+@pytest.mark.parametrize("kind", losses.LOSSES.names())
 def test_loss_values_match_hand_computation(kind):
     assert losses.discriminator_loss(kind, REAL, FAKE).item() == pytest.approx(HAND_D[kind], rel=1e-6)
-    assert losses.generator_loss(kind, FAKE).item() == pytest.approx(HAND_G[kind], rel=1e-6)
+    assert losses.generator_loss(kind, FAKE, REAL).item() == pytest.approx(HAND_G[kind], rel=1e-6)
 
 
 def test_losses_have_the_right_direction():
     """D's loss falls as it separates better, G's falls as D rates its samples more real."""
-    for kind in losses.LOSSES:
+    real = torch.tensor([0.0])
+    for kind in losses.LOSSES.names():
         worse = losses.discriminator_loss(kind, torch.tensor([0.0]), torch.tensor([0.0]))
         better = losses.discriminator_loss(kind, torch.tensor([0.9]), torch.tensor([-0.9]))
         assert better < worse, kind
-        assert losses.generator_loss(kind, torch.tensor([0.9])) < losses.generator_loss(kind, torch.tensor([-0.9])), kind
+        assert (losses.generator_loss(kind, torch.tensor([0.9]), real)
+                < losses.generator_loss(kind, torch.tensor([-0.9]), real)), kind
 
 
 def test_label_smoothing_moves_only_the_real_target():
@@ -122,8 +142,8 @@ def test_label_smoothing_moves_only_the_real_target():
 
 
 def test_decision_threshold():
-    assert losses.decision_threshold("lsgan") == 0.5
-    assert all(losses.decision_threshold(k) == 0.0 for k in ("ns", "hinge", "wgan-gp"))
+    assert losses.LOSSES.get("lsgan").threshold == 0.5
+    assert all(losses.LOSSES.get(k).threshold == 0.0 for k in ("ns", "hinge", "wgan-gp", "rpgan"))
 
 
 # --- gradient penalties on a linear D, where the gradient is the weight ---------------------------------
@@ -138,7 +158,7 @@ def linear_d(w: torch.Tensor) -> nn.Module:
 def test_r1_on_a_linear_d_is_the_squared_weight_norm():
     w = torch.randn(1 * 4 * 4, generator=torch.Generator().manual_seed(0))
     real = torch.randn(5, 1, 4, 4)
-    assert losses.r1_penalty(linear_d(w), real).item() == pytest.approx(w.pow(2).sum().item(), rel=1e-5)
+    assert regularizers.r1_penalty(linear_d(w), real).item() == pytest.approx(w.pow(2).sum().item(), rel=1e-5)
 
 
 @pytest.mark.parametrize("norm", [0.2, 1.0, 3.0])
@@ -146,25 +166,25 @@ def test_gp_on_a_linear_d_is_squared_distance_of_weight_norm_from_one(norm):
     w = torch.randn(16)
     w = w / w.norm() * norm
     real, fake = torch.randn(6, 1, 4, 4), torch.randn(6, 1, 4, 4)
-    gp = losses.gradient_penalty(linear_d(w), real, fake, torch.Generator().manual_seed(1))
+    gp = regularizers.gradient_penalty(linear_d(w), real, fake, torch.Generator().manual_seed(1))
     assert gp.item() == pytest.approx((norm - 1) ** 2, abs=1e-5)
 
 
-def d_update_delta(opts, step, w):
+def d_update_delta(phases, step, w):
     """Weight change of a linear D after one SGD(lr=1) D phase."""
     D = linear_d(w)
     opt = torch.optim.SGD(D.parameters(), lr=1.0)
     before = D[1].weight.detach().clone()
     real, fake = torch.randn(4, 1, 4, 4, generator=torch.Generator().manual_seed(2)), torch.zeros(4, 1, 4, 4)
-    discriminator_phase(D, opt, real, fake, opts, torch.Generator().manual_seed(3), step)
+    discriminator_phase(phases, D, None, opt, real, fake, DiscriminatorView(), torch.Generator().manual_seed(3), step)
     return D[1].weight.detach() - before
 
 
 def test_lazy_r1_adds_gamma_k_w_to_the_gradient_every_k_steps():
     """R1 = ||w||^2 on a linear D, added as gamma/2 * k * R1 every k steps: gradient + gamma * k * w."""
     w = torch.randn(16, generator=torch.Generator().manual_seed(4))
-    plain = StepOptions(loss="ns")
-    r1 = StepOptions(loss="ns", r1_gamma=0.5, r1_every=4)
+    plain = Phases.from_config(TrainConfig(loss="ns"))
+    r1 = Phases.from_config(TrainConfig(loss="ns", r1=0.5, r1_every=4))
     on = d_update_delta(r1, 8, w) - d_update_delta(plain, 8, w)
     assert torch.allclose(on.view(-1), -0.5 * 4 * w, atol=1e-5)
     off = d_update_delta(r1, 9, w) - d_update_delta(plain, 9, w)
@@ -173,8 +193,8 @@ def test_lazy_r1_adds_gamma_k_w_to_the_gradient_every_k_steps():
 
 def test_wgan_gp_phase_adds_the_penalty():
     w = torch.randn(16, generator=torch.Generator().manual_seed(5))
-    plain = d_update_delta(StepOptions(loss="wgan-gp", gp_weight=0.0), 1, w)
-    gp = d_update_delta(StepOptions(loss="wgan-gp", gp_weight=10.0), 1, w)
+    plain = d_update_delta(Phases.from_config(TrainConfig(loss="wgan-gp", gp_weight=0.0)), 1, w)
+    gp = d_update_delta(Phases.from_config(TrainConfig(loss="wgan-gp", gp_weight=10.0)), 1, w)
     # d/dw of 10 (||w|| - 1)^2 = 20 (||w|| - 1) w / ||w||
     expected = -20 * (w.norm() - 1) * w / w.norm()
     assert torch.allclose((gp - plain).view(-1), expected, atol=1e-4)
@@ -259,20 +279,20 @@ def test_packed_discriminator_judges_groups_of_samples_jointly():
 # --- instance noise --------------------------------------------------------------------------------------
 def test_instance_noise_perturbs_d_inputs_with_the_given_std():
     x = torch.zeros(64, 1, 28, 28)
-    noisy = discriminator_input(x, StepOptions(noise_std=0.5), torch.Generator().manual_seed(0))
+    noisy = DiscriminatorView(noise_std=0.5)(x, torch.Generator().manual_seed(0))
     assert noisy.std().item() == pytest.approx(0.5, rel=0.05)
-    assert torch.equal(discriminator_input(x, StepOptions(noise_std=0.0), None), x)
+    assert torch.equal(DiscriminatorView(noise_std=0.0)(x, None), x)
 
 
 def test_instance_noise_anneals_to_zero_over_the_run(tiny_npz, tmp_path, monkeypatch):
     seen = []
-    original = step_module.discriminator_input
+    original = DiscriminatorView.__call__
 
-    def spy(x, opts, rng):
-        seen.append(opts.noise_std)
-        return original(x, opts, rng)
+    def spy(view, x, rng):
+        seen.append(view.noise_std)
+        return original(view, x, rng)
 
-    monkeypatch.setattr(step_module, "discriminator_input", spy)
+    monkeypatch.setattr(DiscriminatorView, "__call__", spy)
     train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.32, instance_noise=0.5, log_every=0.16, sample_every=1,
                       checkpoint_every=1), progress=False)
     assert len(seen) == 3 * 20  # real and fake in the D phase, fake in the G phase, 20 steps
@@ -339,7 +359,7 @@ def test_unknown_augmentation_is_a_user_error():
 def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, monkeypatch):
     calls, phase = [], {}
     original_augment = step_module.augment
-    original_d, original_g = loop_module.discriminator_phase, loop_module.generator_phase
+    original_d, original_g = trainer_module.discriminator_phase, trainer_module.generator_phase
 
     def spy_augment(x, policy, generator=None):
         fake = phase.get("fake")  # bf16 under --amp, and D's input is then its float32 copy
@@ -349,17 +369,17 @@ def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, 
         assert not torch.equal(out, x)
         return out
 
-    def spy_d(D, opt_D, real, fake, *a, **kw):
+    def spy_d(phases, D, G, opt_D, real, fake, *a, **kw):
         phase.update(name="D", real=real, fake=fake)
-        return original_d(D, opt_D, real, fake, *a, **kw)
+        return original_d(phases, D, G, opt_D, real, fake, *a, **kw)
 
-    def spy_g(D, opt_G, params, fake, *a, **kw):
+    def spy_g(phases, D, G, opt_G, params, fake, *a, **kw):
         phase.update(name="G", real=None, fake=fake)
-        return original_g(D, opt_G, params, fake, *a, **kw)
+        return original_g(phases, D, G, opt_G, params, fake, *a, **kw)
 
     monkeypatch.setattr(step_module, "augment", spy_augment)
-    monkeypatch.setattr(loop_module, "discriminator_phase", spy_d)
-    monkeypatch.setattr(loop_module, "generator_phase", spy_g)
+    monkeypatch.setattr(trainer_module, "discriminator_phase", spy_d)
+    monkeypatch.setattr(trainer_module, "generator_phase", spy_g)
     train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.064, augment="translation,cutout,color"), progress=False)
     policy = ("translation", "cutout", "color")
     assert calls == [("D", "real", policy, (16, 1, 28, 28)), ("D", "fake", policy, (16, 1, 28, 28)),
@@ -369,13 +389,13 @@ def test_augment_is_applied_to_real_and_fake_in_both_phases(tiny_npz, tmp_path, 
 # --- --d-steps and the balance policy ------------------------------------------------------------------
 def test_d_steps_shows_three_real_batches_and_makes_three_d_updates_per_g_step(tiny_npz, tmp_path, monkeypatch):
     d_updates = []
-    original_d = loop_module.discriminator_phase
+    original_d = trainer_module.discriminator_phase
 
     def spy_d(*a, **kw):
         d_updates.append(kw.get("update", True))
         return original_d(*a, **kw)
 
-    monkeypatch.setattr(loop_module, "discriminator_phase", spy_d)
+    monkeypatch.setattr(trainer_module, "discriminator_phase", spy_d)
     result = train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.288, d_steps=3), progress=False)
     assert result.step == 6 and result.images_seen == 6 * 3 * 16
     assert d_updates == [True] * 18
@@ -395,8 +415,8 @@ def test_d_steps_draws_distinct_real_batches():
 
 
 def test_balance_policy_skips_d_while_it_wins_and_resumes_when_it_recovers():
-    low, high = BALANCE_THRESHOLDS["ns"]
-    p = BalancePolicy("ns")
+    low, high = BALANCE["ns"]
+    p = BalancePolicy(low, high)
     assert p.d_updates(1) == 1
     for step in range(40):
         p.observe(0.01, step)
@@ -414,9 +434,9 @@ def test_balance_policy_skips_d_while_it_wins_and_resumes_when_it_recovers():
 
 
 def test_balance_policy_gives_a_weak_d_extra_steps():
-    p = BalancePolicy("hinge")
+    p = BalancePolicy(*BALANCE["hinge"])
     for step in range(30):
-        p.observe(BALANCE_THRESHOLDS["hinge"][1] + 0.5, step)
+        p.observe(BALANCE["hinge"][1] + 0.5, step)
     assert p.boosting and not p.skipping
     assert p.d_updates(1) == 2 and p.d_updates(3) == 4
     assert p.take_interval_counts() == {"d_skipped": 0, "d_extra": 2}
@@ -428,10 +448,10 @@ def test_balance_policy_gives_a_weak_d_extra_steps():
 
 
 def test_balance_policy_state_round_trips():
-    p = BalancePolicy("lsgan")
+    p = BalancePolicy(*BALANCE["lsgan"])
     for step in range(20):
         p.observe(0.001, step)
-    q = BalancePolicy("lsgan")
+    q = BalancePolicy(*BALANCE["lsgan"])
     q.load_state_dict(json.loads(json.dumps(p.state_dict())))
     assert q.skipping and q.loss_ema == p.loss_ema
 
@@ -446,7 +466,7 @@ def test_balance_skips_d_in_a_run_where_d_wins(tiny_npz, tmp_path):
     assert sum(r["balance"]["d_skipped"] for r in recs) > 0
     balance_events = events(run, "balance")
     assert balance_events and "skipping D" in balance_events[0]["message"]
-    assert balance_events[0]["evidence"]["loss_d"] < BALANCE_THRESHOLDS["ns"][0]
+    assert balance_events[0]["evidence"]["loss_d"] < BALANCE["ns"][0]
     # while skipping, D is measured but not updated: its gradient norm is 0 over a fully skipped interval
     assert recs[-1]["balance"]["d_skipped"] == 4 and recs[-1]["d_grad"] == 0
     # the skipped steps still show real images (D's loss is measured on them), so kimg keeps its meaning
@@ -463,17 +483,16 @@ def test_without_balance_the_same_run_never_skips(tiny_npz, tmp_path):
 
 # --- the divergence guard --------------------------------------------------------------------------------
 def nan_generator_loss(monkeypatch, from_call, until_call=None):
-    original = losses.generator_loss
     count = {"n": 0}
 
-    def patched(kind, fake):
+    def patched(spec, fake, real):
         count["n"] += 1
-        out = original(kind, fake)
+        out = spec.g_loss(fake, real)
         if count["n"] >= from_call and (until_call is None or count["n"] < until_call):
             out = out * float("nan")
         return out
 
-    monkeypatch.setattr(losses, "generator_loss", patched)
+    wrap_losses(monkeypatch, g_loss=patched)
     return count
 
 
@@ -492,7 +511,10 @@ def test_a_nan_rolls_back_halves_the_learning_rates_and_training_continues(tiny_
     assert recs[-1]["lr_g"] == 1e-4 and recs[-1]["lr_d"] == 2e-4
     assert all(math.isfinite(r["loss_g"]) and math.isfinite(r["loss_d"]) for r in recs)
     ckpt = load_checkpoint(result.checkpoint)
-    assert ckpt["state"]["lr_scale"] == 0.5 and ckpt["state"]["guard"]["rollbacks"] == 1
+    adjustments = ckpt["state"]["adjustments"]
+    assert adjustments["g_lr_scale"] == adjustments["d_lr_scale"] == 0.5 and ckpt["state"]["guard"]["rollbacks"] == 1
+    assert [h["by"] for h in adjustments["history"]] == ["rollback"]
+    assert json.loads((run / "adjustments.json").read_text()) == adjustments
     assert all(torch.isfinite(v).all() for v in ckpt["G"].values() if v.is_floating_point())
 
 
@@ -677,25 +699,23 @@ def test_cli_flags_reach_the_config(tiny_npz, tmp_path, run_cli):
     assert code != 0 and "--balance does not apply to wgan-gp" in err
 
 
-@pytest.mark.parametrize("kind", losses.LOSSES)
+@pytest.mark.parametrize("kind", losses.LOSSES.names())
 def test_each_loss_is_the_one_training_uses(kind, monkeypatch):
     used = []
-    original_d, original_g = losses.discriminator_loss, losses.generator_loss
-    monkeypatch.setattr(losses, "discriminator_loss", lambda k, *a, **kw: used.append(("D", k)) or original_d(k, *a, **kw))
-    monkeypatch.setattr(losses, "generator_loss", lambda k, *a, **kw: used.append(("G", k)) or original_g(k, *a, **kw))
+    wrap_losses(monkeypatch, lambda spec, *a: used.append(("D", spec.name)) or spec.d_loss(*a),
+                lambda spec, fake, real: used.append(("G", spec.name, real is not None)) or spec.g_loss(fake, real))
     t = tiny_trainer(loss=kind)
     stats = t.train_step(ListBatches())
-    assert used == [("D", kind), ("G", kind)]
+    assert used == [("D", kind), ("G", kind, losses.LOSSES.get(kind).g_needs_real)]
     assert torch.isfinite(stats).all()
 
 
 def test_penalties_and_smoothing_reach_the_step(monkeypatch):
     calls = {"r1": 0, "gp": 0, "labels": []}
-    r1, gp, dl = losses.r1_penalty, losses.gradient_penalty, losses.discriminator_loss
-    monkeypatch.setattr(losses, "r1_penalty", lambda *a: calls.__setitem__("r1", calls["r1"] + 1) or r1(*a))
-    monkeypatch.setattr(losses, "gradient_penalty", lambda *a: calls.__setitem__("gp", calls["gp"] + 1) or gp(*a))
-    monkeypatch.setattr(losses, "discriminator_loss",
-                        lambda k, r, f, real_label=1.0: calls["labels"].append(real_label) or dl(k, r, f, real_label))
+    r1, gp = regularizers.r1_penalty, regularizers.gradient_penalty
+    monkeypatch.setattr(regularizers, "r1_penalty", lambda *a: calls.__setitem__("r1", calls["r1"] + 1) or r1(*a))
+    monkeypatch.setattr(regularizers, "gradient_penalty", lambda *a: calls.__setitem__("gp", calls["gp"] + 1) or gp(*a))
+    wrap_losses(monkeypatch, lambda spec, r, f, label: calls["labels"].append(label) or spec.d_loss(r, f, label))
     t = tiny_trainer(r1=1.0, r1_every=2, label_smooth=0.2)
     assert t.cfg.d_norm == "none"  # batch norm would mix the per-sample gradients
     for _ in range(6):

@@ -10,10 +10,10 @@ from gansmith.errors import UserError
 from gansmith.generate import load_generator
 from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import load_checkpoint
-from gansmith.training.loop import evaluate_generator
+from gansmith.training.evaluation import evaluate_generator
 from gansmith.training.sweep import command_line, parse_grid, run_sweep
 
-TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064)
+from conftest import TINY
 
 
 def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(tiny_npz, tmp_path, run_cli):

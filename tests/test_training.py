@@ -6,20 +6,15 @@ import pytest
 import torch
 
 from gansmith.errors import UserError
-from gansmith.training import TrainConfig, loop, train
+from gansmith import system
+from gansmith.training import TrainConfig, train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
 from gansmith.training.run import RunFolder
 from gansmith.training.config import resolve, shape_differences, validate
-from gansmith.training.step import StepOptions, discriminator_phase, generator_phase
+from gansmith.training.step import DiscriminatorView, Phases, discriminator_phase, generator_phase
+from gansmith.losses import LOSSES
 from gansmith.models.dcgan import Discriminator, Generator
-
-TINY = dict(width=8, z_dim=16, batch=16, report=False, log_every=0.032, sample_every=0.064, checkpoint_every=0.064, progress=False)
-
-
-def tiny_config(data, out, **kw):
-    opts = {k: v for k, v in TINY.items() if k != "progress"}
-    opts.update(kw)
-    return TrainConfig(data=str(data), out=str(out), **opts)
+from conftest import tiny_config
 
 
 def states_equal(a: dict, b: dict) -> bool:
@@ -81,12 +76,12 @@ def test_generator_phase_leaves_discriminator_untouched():
     G, D = Generator(28, 1, 16, 8), Discriminator(28, 1, 8)
     opt_G, opt_D = torch.optim.Adam(G.parameters(), 1e-3), torch.optim.Adam(D.parameters(), 1e-3)
     real, fake = torch.rand(8, 1, 28, 28) * 2 - 1, G(torch.randn(8, 16))
-    opts, rng = StepOptions(), torch.Generator()
-    discriminator_phase(D, opt_D, real, fake.detach(), opts, rng, step=1)
+    phases, view, rng = Phases(LOSSES.get("ns")), DiscriminatorView(), torch.Generator()
+    discriminator_phase(phases, D, G, opt_D, real, fake.detach(), view, rng, step=1)
     d_weights = {k: v.clone() for k, v in D.state_dict().items() if "running" not in k and "num_batches" not in k}
     d_grads = [p.grad.clone() for p in D.parameters()]
     g_before = [p.clone() for p in G.parameters()]
-    generator_phase(D, opt_G, list(G.parameters()), fake, opts, rng)
+    generator_phase(phases, D, G, opt_G, list(G.parameters()), fake, real, view, rng, step=1)
     assert all(torch.equal(p.grad, g) for p, g in zip(D.parameters(), d_grads)), "G's loss leaked gradients into D"
     assert all(torch.equal(D.state_dict()[k], v) for k, v in d_weights.items())
     assert all(p.requires_grad for p in D.parameters()), "D must be unfrozen again for its next phase"
@@ -115,7 +110,7 @@ def test_minutes_budget_stops_training(tiny_npz, tmp_path):
 
 
 def test_amp_is_a_warned_no_op_on_a_cpu_without_bf16(tiny_npz, tmp_path, monkeypatch):
-    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(system, "cpu_has_bf16", lambda: False)
     with pytest.warns(UserWarning, match="--amp has no effect on this cpu"):
         a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032, amp=True), progress=False)
     b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032), progress=False)
@@ -125,7 +120,7 @@ def test_amp_is_a_warned_no_op_on_a_cpu_without_bf16(tiny_npz, tmp_path, monkeyp
 def test_amp_trains_in_bf16_on_a_cpu_with_bf16(tiny_npz, tmp_path, monkeypatch):
     """Forward passes run in bf16 (autocast works on any CPU; the capability check only decides whether it is
     worth it), so the weights differ from a float32 run's, and stay finite and float32."""
-    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(system, "cpu_has_bf16", lambda: True)
     seen = []
     hook = torch.nn.modules.module.register_module_forward_hook(
         lambda m, i, o: seen.append(o.dtype) if isinstance(m, torch.nn.ConvTranspose2d) else None)
@@ -145,7 +140,7 @@ def test_amp_is_on_by_default_exactly_on_cpus_with_bf16(tiny_npz, tmp_path, monk
     """Unset, --amp resolves from the CPU, the run's config records what it resolved to (so a resume on another
     machine keeps it), and the default run is the same run as one with that value given explicitly (float32
     and bf16 runs differ: test_amp_trains_in_bf16_on_a_cpu_with_bf16)."""
-    monkeypatch.setattr(loop, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(system, "cpu_has_bf16", lambda: has_bf16)
     a = train(tiny_config(tiny_npz, tmp_path / "a", kimg=0.032), progress=False)
     b = train(tiny_config(tiny_npz, tmp_path / "b", kimg=0.032, amp=has_bf16), progress=False)
     assert RunFolder(a.run).read_config()["config"]["amp"] is has_bf16

@@ -8,91 +8,61 @@ import click
 
 from ..errors import UserError
 from ..fileio import atomic_save_image
-from ..images import make_grid, to_pil
-from ..training.config import ARCH_DEFAULTS, SMALL_RES, TINY_RES, TrainConfig, upgrade_saved
-from ..training.lr import LR_DECAYS
+from ..images import make_grid, to_pil, zoom
+from ..models.spec import DEFAULTED
+from ..training.config import FIELDS, TrainConfig, default_help, flag, upgrade_saved
 from . import cli
 
 
-def arch_default_help(key: str) -> str:
-    """'(default: ...)' for an option whose default depends on the architecture (ARCH_DEFAULTS)."""
-    tiny, small, dcgan, prog = (ARCH_DEFAULTS[a][key] for a in ("dcgan-tiny", "dcgan-small", "dcgan", "progressive"))
-    up_to_tiny = f"{tiny:g} for dcgan up to {TINY_RES} px, " if tiny != small else ""
-    small_text = f"{small:g} up to {SMALL_RES} px" if up_to_tiny else f"{small:g} for dcgan up to {SMALL_RES} px"
-    return f"(default: {up_to_tiny}{small_text}, {dcgan:g} above, {prog:g} for progressive/msg)"
+class RegistryChoice(click.Choice):
+    """A click.Choice whose names are read from a config field's `choices` when used, so architectures and losses
+    registered after import (a plug-in, a test) are accepted too."""
+
+    def __init__(self, names):
+        self._names = names
+        super().__init__(list(map(str, names())))
+
+    @property
+    def choices(self):
+        return tuple(map(str, self._names()))
+
+    @choices.setter
+    def choices(self, value):
+        pass
 
 
-# (flag, TrainConfig field, type, help). Every option defaults to "not given" so that --resume can tell
-# what the user changed from what should come from the run's saved config.
-TRAIN_OPTIONS = [
-    ("--res", "res", int, "image size in pixels: 28, 32, 64, 128 or 256 (default: from the data)"),
-    ("--channels", "channels", int, "1 (grayscale) or 3 (colour) (default: from the data)"),
-    ("--fit", "fit", click.Choice(["crop", "pad"]), "make non-square images square by center crop or white padding"),
-    ("--arch", "arch", click.Choice(["auto", "dcgan", "progressive", "msg"]),
-     "network architecture: dcgan, progressive (ProGAN growing), msg (MSG-GAN multi-scale), or auto "
-     f"(progressive for colour images above {SMALL_RES} px, else dcgan)"),
-    ("--phase-kimg", "phase_kimg", float, "progressive: kimg of each fade-in and each stable phase"),
-    ("--z-dim", "z_dim", int, "size of the latent vector"),
-    ("--width", "width", int, "channel width of the networks (the number of scales follows --res) " + arch_default_help("width")),
-    ("--d-width", "d_width", int, "channel width of D alone (default: --width)"),
-    ("--loss", "loss", click.Choice(["ns", "hinge", "wgan-gp", "lsgan"]), "GAN loss"),
-    ("--batch", "batch", int, "images per step " + arch_default_help("batch")),
-    ("--g-lr", "g_lr", float, "generator learning rate " + arch_default_help("g_lr")),
-    ("--d-lr", "d_lr", float, "discriminator learning rate " + arch_default_help("d_lr")),
-    ("--beta1", "beta1", float, "Adam beta1 " + arch_default_help("beta1")),
-    ("--beta2", "beta2", float, "Adam beta2 " + arch_default_help("beta2")),
-    ("--lr-decay", "lr_decay", click.Choice(LR_DECAYS), "none, linear, cosine (both learning rates fall to 0 by the end of the run) or late (held, then a cosine over the last quarter)"),
-    ("--ema", "ema", float, "decay of the moving average of G's weights used for sampling, 0 = off "
-     + arch_default_help("ema")),
-    ("--standing-stats", "standing_stats", bool, "sample the EMA with batch-norm statistics recomputed for its weights "
-     f"(BigGAN's standing statistics) instead of those copied from the trained G (default: on for dcgan up to "
-     f"{TINY_RES} px, where it was measured better, off above)"),
-    ("--g-norm", "g_norm", click.Choice(["bn", "pixel"]), "G's normalization: batch norm or per-sample pixel norm"),
-    ("--d-norm", "d_norm", click.Choice(["auto", "bn", "none"]), "D's normalization (auto: none with --sn or a gradient penalty)"),
-    ("--sn", "sn", bool, "spectral normalization in D"),
-    ("--mbstd", "mbstd", bool, "minibatch standard-deviation channel in D (against mode collapse)"),
-    ("--depth", "depth", int, "extra 3x3 convolutions at every hidden scale of DCGAN's G and D, 0 = the classic DCGAN "
-     + arch_default_help("depth")),
-    ("--pack", "pack", int, "PacGAN: D judges this many samples at once (against mode collapse; 1 = off)"),
-    ("--r1", "r1", float, "R1 gradient penalty weight gamma (0 = off)"),
-    ("--r1-every", "r1_every", int, "apply R1 every this many steps (lazy regularization)"),
-    ("--gp-weight", "gp_weight", float, "gradient penalty weight for --loss wgan-gp"),
-    ("--label-smooth", "label_smooth", float, "one-sided label smoothing: D's target for real images is 1 - this"),
-    ("--instance-noise", "instance_noise", float, "std of noise added to D's inputs, annealed to 0 over the run"),
-    ("--augment", "augment", str, "DiffAugment for small data: any of translation,cutout,color (or joined by +)"),
-    ("--d-steps", "d_steps", int, "D updates per G update"),
-    ("--balance", "balance", bool, "adaptive balance: skip D while it wins, extra D steps while it is weak"),
-    ("--auto-fix", "auto_fix", bool, "let the run doctor apply its remedies (lower a learning rate, turn on augmentation ...)"),
-    ("--kimg", "kimg", float, "train until this many thousand images have been shown, counted across resumes (200 if neither this nor --minutes is given)"),
-    ("--minutes", "minutes", float, "wall-clock budget of this invocation"),
-    ("--log-every", "log_every", float, "write metrics every this many kimg"),
-    ("--sample-every", "sample_every", float, "write a sample grid every this many kimg"),
-    ("--checkpoint-every", "checkpoint_every", float, "write a checkpoint every this many kimg"),
-    ("--keep", "keep", int, "number of periodic checkpoints to keep"),
-    ("--report", "report", bool, "refresh RUN/report.html while training (at most once a minute) [default: on]"),
-    ("--eval-every", "eval_every", float, "compute FID/KID every this many kimg and keep checkpoints/best.pt (default: never)"),
-    ("--eval-n", "eval_n", int, "images per evaluation during training"),
-    ("--seed", "seed", int, "random seed (same seed, same run)"),
-    ("--device", "device", str, "auto, cpu, cuda[:N] or mps"),
-    ("--amp", "amp", bool, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with AVX512-BF16 "
-     "(elsewhere a no-op with a warning) (default: on for CPUs with AVX512-BF16, where it was measured faster)"),
-]
+def click_type(name: str, f):
+    """The click type of a config field, from its annotation and choices."""
+    kind = f.type.split("|")[0].strip()
+    if f.metadata["choices"] is not None and kind == "str":
+        return RegistryChoice(f.metadata["choices"])
+    return {"int": int, "float": float, "bool": bool}.get(kind, str)
+
+
+def option_help(name: str, f) -> str:
+    """The help text of a training option, with its default in one format: [default: ...]."""
+    if name in DEFAULTED:
+        return f"{f.metadata['help']} {default_help(name)}"
+    default = f.default
+    if isinstance(default, bool):
+        return f"{f.metadata['help']} [default: {'on' if default else 'off'}]"
+    return f"{f.metadata['help']}" + ("" if default in (None, "") else f" [default: {default}]")
 
 
 def train_options(f=None, exclude: tuple[str, ...] = ()):
-    """Add every TRAIN_OPTIONS flag except those in `exclude` to a click command."""
+    """Add a flag for every training option (TrainConfig field with cli=True), except those in `exclude`. Every
+    option defaults to "not given", so that --resume can tell what the user changed from what should come from the
+    run's saved config."""
     if f is None:
         return lambda g: train_options(g, exclude)
-    defaults = TrainConfig()
-    for flag, field, type_, help_ in reversed(TRAIN_OPTIONS):
-        if flag in exclude:
+    for name, field in reversed(list(FIELDS.items())):
+        if not field.metadata["cli"] or flag(name) in exclude:
             continue
-        default = getattr(defaults, field)
-        suffix = "" if default in (None, "") else f" [default: {default}]"
+        type_ = click_type(name, field)
         if type_ is bool:  # --sn / --no-sn, so --resume can switch a saved option off again
-            f = click.option(f"{flag}/--no-{flag[2:]}", field, default=None, help=help_)(f)
+            f = click.option(f"{flag(name)}/--no-{flag(name)[2:]}", name, default=None, help=option_help(name, field))(f)
         else:
-            f = click.option(flag, field, type=type_, default=None, help=help_ + suffix)(f)
+            f = click.option(flag(name), name, type=type_, default=None, help=option_help(name, field))(f)
     return f
 
 
@@ -142,8 +112,7 @@ def sample(run, n, output, outdir, seed, checkpoint, no_ema, upscale):
         raise UserError("-n and --upscale must be at least 1")
     G, _ = load_generator(run, which=checkpoint, ema=not no_ema)
     images = generate_images(G, n, seed=seed)
-    if upscale > 1:
-        images = images.repeat(upscale, axis=1).repeat(upscale, axis=2)
+    images = zoom(images, upscale)
     if output:
         atomic_save_image(output, to_pil(make_grid(images)))
         click.echo(f"wrote {output}")

@@ -5,6 +5,6 @@ resizes, `arrays` reads .npz/IDX, `load` puts it together, `cache` holds the dec
 too large for memory (they stream from there).
 """
 from .imagedata import ImageData
-from .load import SUPPORTED_RES, DataWarning, load_images
+from .load import SUPPORTED_RES, DataWarning, check_image_options, load_images
 
-__all__ = ["ImageData", "SUPPORTED_RES", "DataWarning", "load_images"]
+__all__ = ["ImageData", "SUPPORTED_RES", "DataWarning", "check_image_options", "load_images"]

@@ -23,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..system import total_memory
 from .arrays import too_big
 from .cache import DecodedCache, Draft
 from .decode import (FITS, Undecodable, as_array, bomb_warnings_as_errors, decode_image, fit_image, fit_square,
@@ -36,9 +37,7 @@ MAX_BYTES = 8 * 2**30          # the whole data set in memory; larger folders an
 STREAM_SAMPLE = 1000           # images whose shorter sides choose the default res of a streamed data set
 PROGRESS_MIN_FILES = 500
 CHUNK = 256                    # files handed to the pool at a time (lets max_images stop early)
-# Measured on 2 busy cores, 10,000 small files: 1 thread 9-10 s, 2 threads 5.6-8 s (Python overhead in
-# Pillow holds the GIL part of the time, so more than 4 threads would not pay).
-WORKERS = min(4, os.cpu_count() or 1)
+WORKERS = min(4, os.cpu_count() or 1)  # decoding threads; Pillow holds the GIL part of the time (docs/defaults.md)
 NAMED_SKIPS = 5
 TOO_BIG_FILES = "use a smaller res or max_images, or let it stream from disk (stream=None)"
 TOO_BIG_ARRAY = "use a smaller res or max_images, or save the images as a folder or .zip, which streams from disk"
@@ -71,14 +70,21 @@ def load_images(spec: str, res: int | None = None, channels: int | None = None, 
     return data
 
 
+def check_image_options(res: int | None, channels: int | None, fit: str) -> None:
+    """The one check of the image options (the training config uses it too); None means 'from the data'."""
+    if res is not None and res not in SUPPORTED_RES:
+        raise UserError(f"--res {res} is not supported; choose one of {', '.join(map(str, SUPPORTED_RES))}")
+    if channels not in (None, 1, 3):
+        raise UserError(f"--channels must be 1 or 3, not {channels}")
+    if fit not in FITS:
+        raise UserError(f"--fit must be one of {', '.join(FITS)}, not {fit!r}")
+
+
 def in_memory_limit() -> int:
     """Largest decoded size (bytes) a folder or zip may have in memory before it streams: MAX_BYTES or a
     quarter of the RAM, whichever is less."""
-    try:
-        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows)
-        return MAX_BYTES
-    return min(MAX_BYTES, ram // 4)
+    ram = total_memory()
+    return MAX_BYTES if ram is None else min(MAX_BYTES, ram // 4)
 
 
 def _should_stream(stream: bool | None, wanted: int, res, channels) -> bool:
@@ -97,12 +103,7 @@ def _decoded_bytes(n: int, res: int | None, channels: int | None) -> int:
 
 
 def _check_options(res, channels, fit, max_images) -> None:
-    if res is not None and res not in SUPPORTED_RES:
-        raise UserError(f"unsupported resolution {res} (supported: {', '.join(map(str, SUPPORTED_RES))})")
-    if channels not in (None, 1, 3):
-        raise UserError(f"channels must be 1 or 3, not {channels}")
-    if fit not in FITS:
-        raise UserError(f"fit must be one of {', '.join(FITS)}, not '{fit}'")
+    check_image_options(res, channels, fit)
     if max_images is not None and max_images < 1:
         raise UserError(f"max_images must be at least 1, not {max_images}")
 

@@ -33,8 +33,7 @@ __all__ = ["METRICS", "FID_MIN_RELIABLE_N", "compute_features", "real_features",
            "parse_metrics"]
 
 METRICS = ("fid", "kid", "pr", "nn")
-# Inception images per forward pass: 8 ran 7-9 % faster than 32 on two CPUs (benchmarks/results/inception_speed.md)
-FEATURE_BATCH = 8
+FEATURE_BATCH = 8   # Inception images per forward pass: the fastest measured (docs/defaults.md)
 SUBSET_SEED = 0
 
 

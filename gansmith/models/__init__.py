@@ -1,4 +1,4 @@
-"""Networks. `build_generator` / `build_discriminator` are the one place that maps a config to networks.
+"""Networks. Each architecture is a module that registers an `ArchSpec` (spec.py) in `ARCHITECTURES`:
 
 - `dcgan`: DCGAN (Radford et al. 2016), the default.
 - `progressive`: progressive growing with fade-in (Karras et al. 2018).
@@ -8,23 +8,16 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import dcgan, msg, progressive
-
-ARCHS = ("dcgan", "progressive", "msg")
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
+from . import dcgan, msg, progressive  # noqa: F401  (each registers its spec)
 
 
 def build_generator(cfg) -> nn.Module:
-    if cfg.arch == "progressive":
-        return progressive.ProgressiveGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
-    if cfg.arch == "msg":
-        return msg.MSGGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width)
-    return dcgan.Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm, depth=cfg.depth)
+    return ARCHITECTURES.get(cfg.arch).build_generator(cfg)
 
 
 def build_discriminator(cfg) -> nn.Module:
-    if cfg.arch == "progressive":
-        return progressive.ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.d_width)
-    if cfg.arch == "msg":
-        return msg.MSGDiscriminator(cfg.res, cfg.channels, cfg.d_width)
-    return dcgan.Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn, mbstd=cfg.mbstd,
-                               pack=cfg.pack, depth=cfg.depth)
+    return ARCHITECTURES.get(cfg.arch).build_discriminator(cfg)
+
+
+__all__ = ["ARCHITECTURES", "ArchSpec", "DefaultRow", "build_discriminator", "build_generator"]

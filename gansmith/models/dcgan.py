@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .layers import MinibatchStdDev, PixelNorm, base_size, maybe_spectral_norm
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
 
 
 def stage_widths(res: int, width: int) -> list[int]:
@@ -113,3 +114,33 @@ def init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.BatchNorm2d):
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
+
+
+# --- the architecture spec -------------------------------------------------------------------------------
+TINY_RES, SMALL_RES = 28, 64   # the small-image rows below; each row is measured, see docs/defaults.md
+SMALL = {"width": 32, "batch": 8, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
+         "depth": 0, "standing_stats": False}
+ROWS = (
+    DefaultRow(f"dcgan up to {TINY_RES} px", {**SMALL, "batch": 16, "depth": 1, "standing_stats": True}, TINY_RES),
+    DefaultRow(f"dcgan up to {SMALL_RES} px", SMALL, SMALL_RES),
+    DefaultRow("dcgan above", {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
+                               "ema": 0.0, "depth": 0, "standing_stats": False}),
+)
+
+
+def resolve_d_norm(cfg) -> dict:
+    """--d-norm auto: no batch norm in D with spectral norm or a gradient penalty (they are per-sample)."""
+    if cfg.d_norm != "auto":
+        return {}
+    from ..regularizers import REGULARIZERS
+    penalized = any(r.network == "D" and r.weight(cfg) > 0 for r in REGULARIZERS)
+    return {"d_norm": "none" if cfg.sn or penalized else "bn"}
+
+
+ARCHITECTURES.register(ArchSpec(
+    "dcgan", "DCGAN: transposed convolutions up, strided convolutions down",
+    build_generator=lambda cfg: Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width, norm=cfg.g_norm,
+                                          depth=cfg.depth),
+    build_discriminator=lambda cfg: Discriminator(cfg.res, cfg.channels, cfg.d_width, norm=cfg.d_norm, sn=cfg.sn,
+                                                  mbstd=cfg.mbstd, pack=cfg.pack, depth=cfg.depth),
+    rows=ROWS, owns=("sn", "mbstd", "pack", "depth", "g_norm", "d_norm"), resolve=resolve_d_norm))

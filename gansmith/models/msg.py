@@ -15,7 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, base_size, conv_act
-from .progressive import GeneratorStages, stage_channels, stage_count
+from .progressive import EQUALIZED_ROW, GeneratorStages, stage_channels, stage_count
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
+from ..errors import UserError
 
 
 class MSGGenerator(GeneratorStages):
@@ -60,3 +62,16 @@ class MSGDiscriminator(nn.Module):
             h = self.blocks[i - 1](h)
         h = torch.cat([h, images[0]], dim=1)
         return self.head(self.final(h).flatten(1)).squeeze(1)
+
+
+def refuse_colour_jitter(cfg) -> None:
+    if "color" in cfg.augment:
+        raise UserError("--arch msg passes all scales as one image to D; use --augment translation,cutout without color")
+
+
+ARCHITECTURES.register(ArchSpec(
+    "msg", "MSG-GAN: G emits every scale, D takes each at its own depth",
+    build_generator=lambda cfg: MSGGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width),
+    build_discriminator=lambda cfg: MSGDiscriminator(cfg.res, cfg.channels, cfg.d_width),
+    rows=(DefaultRow("msg", EQUALIZED_ROW.values),), resolve=lambda cfg: {"d_norm": "none"},
+    check=refuse_colour_jitter))

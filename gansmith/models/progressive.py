@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, base_size, conv_act
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
 
 
 def schedule(images_seen: int, phase_kimg: float, n_stages: int) -> tuple[int, float]:
@@ -120,3 +121,24 @@ class ProgressiveDiscriminator(nn.Module, Growth):
             if i == stage and alpha < 1:  # fade in the newest block
                 x = torch.lerp(self.from_rgb[stage - 1](F.avg_pool2d(image, 2)), x, alpha)
         return self.head(self.final(x).flatten(1)).squeeze(1)
+
+
+# --- the architecture spec -------------------------------------------------------------------------------
+# Equalized learning rates keep weights N(0, 1), which wants ProGAN's lr 1e-3 with betas (0, 0.99).
+EQUALIZED_ROW = DefaultRow("progressive", {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0,
+                                           "beta2": 0.99, "ema": 0.0, "depth": 0, "standing_stats": False})
+
+
+def grow(networks: list, images_seen: int, cfg) -> dict:
+    """Stage and fade-in alpha as a function of images shown, so resuming mid-fade is exact."""
+    stage, alpha = schedule(images_seen, cfg.phase_kimg, networks[0].n_stages)
+    for net in networks:
+        net.set_growth(stage, alpha)
+    return {"stage": stage, "alpha": round(alpha, 4), "current_res": networks[0].stage_res(stage)}
+
+
+ARCHITECTURES.register(ArchSpec(
+    "progressive", "ProGAN: grows both networks from 4x4, fading in each new block (--phase-kimg)",
+    build_generator=lambda cfg: ProgressiveGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.width),
+    build_discriminator=lambda cfg: ProgressiveDiscriminator(cfg.res, cfg.channels, cfg.d_width),
+    rows=(EQUALIZED_ROW,), owns=("phase_kimg",), resolve=lambda cfg: {"d_norm": "none"}, grow=grow))

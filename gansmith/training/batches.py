@@ -13,13 +13,21 @@ from __future__ import annotations
 import torch
 
 from ..images import uint8_to_float
+from .distributed import rank_slice
+
+SEED_STRIDE = 1_000_003  # a prime: seeds of different runs' streams do not collide for a million steps or epochs
+
+
+def stream_seed(seed: int, index: int) -> int:
+    """The seed of random stream `index` (an epoch's permutation, a step's augmentations) of a run."""
+    return seed * SEED_STRIDE + index
 
 
 class Batches:
     def __init__(self, data, batch: int, seed: int, device: torch.device, rank: int = 0, world: int = 1):
         self.data, self.x = data, data.x
         self.batch, self.seed, self.device = batch, seed, device
-        self.rank_slice = slice(rank * batch // world, (rank + 1) * batch // world)  # this rank's share
+        self.rank_slice = rank_slice(batch, rank, world)
         self.n = self.x.shape[0]
         self._perm_epoch, self._perm = -1, None
 
@@ -35,7 +43,7 @@ class Batches:
 
     def get(self, step: int) -> torch.Tensor:
         """This rank's share of batch `step`, as float N x C x H x W in [-1, 1] on the device, channels-last
-        like the networks (loop.py)."""
+        like the networks (trainer.py)."""
         x = self.x[self.indices(step)[self.rank_slice]]
         # reorder the uint8 pixels (a quarter of the bytes); the float conversion keeps the layout
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -48,6 +56,6 @@ class Batches:
 
     def _permutation(self, epoch: int) -> torch.Tensor:
         if epoch != self._perm_epoch:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            g = torch.Generator().manual_seed(stream_seed(self.seed, epoch))
             self._perm, self._perm_epoch = torch.randperm(self.n, generator=g), epoch
         return self._perm

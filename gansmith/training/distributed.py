@@ -72,6 +72,11 @@ class Dist:
         return box[0]
 
 
+def rank_slice(batch: int, rank: int, world: int) -> slice:
+    """This rank's share of a global batch."""
+    return slice(rank * batch // world, (rank + 1) * batch // world)
+
+
 def setup(device_name: str) -> tuple[Dist, str]:
     """Join the process group when started by torchrun; returns the ranks and the device to use."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

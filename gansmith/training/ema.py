@@ -4,8 +4,7 @@ Sampling from the average smooths out the oscillation of the last few updates. D
 (batch-norm statistics) are copied from the trained G, which is free and good enough for previews and the
 doctor; for sampling, `standing_statistics` re-estimates them for the averaged weights. The decay warms up as
 in TensorFlow's ExponentialMovingAverage (num_updates): early in a run the average would otherwise drag in the
-random initial weights for thousands of steps (measured: width-64 DCGAN, decay 0.999, 2,200 steps: FID 137 vs 78
-without EMA).
+random initial weights for thousands of steps (docs/defaults.md, "EMA").
 """
 from __future__ import annotations
 
@@ -43,8 +42,7 @@ def standing_statistics(G: nn.Module, batch: int, samples: int = STANDING_SAMPLE
     drawn in batches of `batch` (the training batch, whose batch statistics G learned with). Returns G.
 
     The EMA's weights are an average, so the statistics copied from the trained G do not belong to them; recomputing
-    them is BigGAN's "standing statistics" (Brock et al. 2019, appendix C). Measured on Stacked MNIST: KL
-    0.145-0.180 with copied statistics, 0.115-0.121 with standing ones (benchmarks/results/stacked_mnist.md).
+    them is BigGAN's "standing statistics" (Brock et al. 2019, appendix C); docs/defaults.md has its measurements.
     """
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms:

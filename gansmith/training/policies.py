@@ -8,20 +8,18 @@ Both keep their state as plain data for checkpoints, and report interventions as
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
-# D-loss levels per loss: below `low` D is winning, above `high` it is too weak. At equilibrium
-# (D outputs 0.5 / 0 for everything) ns is 2 ln 2 = 1.39, hinge 2, lsgan 0.25.
-BALANCE_THRESHOLDS = {"ns": (0.1, 1.6), "hinge": (0.1, 2.2), "lsgan": (0.02, 0.4)}
+from ..events import event
 
-
-def event(kind: str, severity: str, message: str, evidence: dict | None = None, remedy: str = "") -> dict:
-    return {"kind": kind, "severity": severity, "message": message, "evidence": evidence or {}, "remedy": remedy}
+ROLLBACK_LR_FACTOR = 0.5   # each rollback after a divergence multiplies both learning rates by this
+RECOVERED = 2.0            # D counts as recovered once its smoothed loss is back above this many times `low`
 
 
 @dataclass
 class BalancePolicy:
-    loss: str
+    low: float             # D's smoothed loss below this: D is winning (the loss spec's `balance` levels)
+    high: float            # above this: D is too weak
     smoothing: float = 0.9
     loss_ema: float | None = None
     skipping: bool = False
@@ -44,13 +42,13 @@ class BalancePolicy:
         if not math.isfinite(loss_d):
             return
         self.loss_ema = loss_d if self.loss_ema is None else self.smoothing * self.loss_ema + (1 - self.smoothing) * loss_d
-        low, high = BALANCE_THRESHOLDS[self.loss]
+        low, high = self.low, self.high
         if not self.skipping and self.loss_ema < low:
             self.skipping = True
             self.events.append(event("balance", "info", f"D is winning (its loss {self.loss_ema:.3f} < {low}): "
                                      "skipping D updates until it recovers",
                                      {"step": step, "loss_d": round(self.loss_ema, 4), "threshold": low}))
-        elif self.skipping and self.loss_ema >= 2 * low:
+        elif self.skipping and self.loss_ema >= RECOVERED * low:
             self.skipping = False
             self.events.append(event("balance", "info", f"D recovered (loss {self.loss_ema:.3f}): D updates resume",
                                      {"step": step, "loss_d": round(self.loss_ema, 4)}))
@@ -62,11 +60,13 @@ class BalancePolicy:
         return counts
 
     def state_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "events"}
+        return {k: v for k, v in asdict(self).items() if k not in ("events", "low", "high")}
 
     def load_state_dict(self, state: dict) -> None:
+        known = {f.name for f in fields(self)}
         for k, v in state.items():
-            setattr(self, k, v)
+            if k in known:
+                setattr(self, k, v)
 
 
 @dataclass
@@ -87,9 +87,8 @@ class DivergenceGuard:
         self.seen += 1
         for name, v in grad_norms.items():
             if v == 0:
-                # no update was made (the balance policy skipped D): a zero norm is not a data point. Averaging
-                # it in dragged the mean towards 0 while D was skipped, so D's first normal gradient afterwards
-                # looked like an explosion (after ~1000 skipped steps its norm was 1e8x the decayed mean).
+                # no update was made (the balance policy skipped D): a zero norm is not a data point, and averaging
+                # it in would make D's first normal gradient afterwards look like an explosion
                 continue
             mean = self.grad_ema.get(name)
             if mean is not None and self.seen > self.warmup and v > self.factor * mean:

@@ -1,6 +1,7 @@
 """The run folder: everything a run leaves behind, and the one console channel of training.
 
-    RUN/config.json     resolved config, data summary, versions
+    RUN/config.json     resolved config, data summary, versions, when it was created and resumed
+    RUN/adjustments.json  what changed during the run on top of the config (doctor fixes, rollbacks)
     RUN/metrics.jsonl   one JSON object per logging interval (read by doctor, report, sweep)
     RUN/events/         TensorBoard scalars and sample grids
     RUN/samples/        grid-STEP.png from a fixed latent batch, and latest.png
@@ -33,6 +34,7 @@ class RunFolder:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.config_file = self.path / "config.json"
+        self.adjustments_file = self.path / "adjustments.json"
         self.metrics_file = self.path / "metrics.jsonl"
         self.samples = self.path / "samples"
         self.checkpoints = self.path / "checkpoints"
@@ -43,14 +45,21 @@ class RunFolder:
         for d in (self.path, self.samples, self.checkpoints):
             d.mkdir(parents=True, exist_ok=True)
 
-    def write_config(self, config: dict, data_summary: dict) -> None:
+    def write_config(self, config: dict, data_summary: dict, resumed: bool = False) -> None:
+        """config.json; a resumed run keeps its creation time and adds this resume to `resumed`."""
+        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        previous = (self.read_config() or {}) if resumed else {}
         atomic_write_json(self.config_file, {
             "config": config,
             "data": data_summary,
             "versions": {"gansmith": __version__, "torch": torch.__version__,
                          "python": platform.python_version(), "platform": platform.platform()},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "created": previous.get("created", now),
+            "resumed": previous.get("resumed", []) + ([now] if resumed else []),
         })
+
+    def write_adjustments(self, adjustments: dict) -> None:
+        atomic_write_json(self.adjustments_file, adjustments)
 
     def read_config(self) -> dict | None:
         try:
@@ -98,7 +107,8 @@ class ReadOnlyRun(RunFolder):
     """The run folder as ranks other than 0 see it in distributed training: readable, never written."""
 
     def create(self) -> None: pass
-    def write_config(self, config: dict, data_summary: dict) -> None: pass
+    def write_config(self, config: dict, data_summary: dict, resumed: bool = False) -> None: pass
+    def write_adjustments(self, adjustments: dict) -> None: pass
     def append_metrics(self, record: dict) -> None: pass
     def truncate_metrics(self, step: int) -> None: pass
     def save_sample_grid(self, images, step: int) -> None: pass

@@ -11,7 +11,6 @@ import threading
 class GracefulStop:
     def __init__(self):
         self.requested = False
-        self.signal = None
         self._previous = {}
 
     def __enter__(self):
@@ -28,4 +27,4 @@ class GracefulStop:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested, self.signal = True, signum
+        self.requested = True

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from .config import TrainConfig
+from .config import TrainConfig, flag
 from .run import log
 
 
@@ -66,8 +66,8 @@ def changed_options(cfg: TrainConfig) -> dict:
 def command_line(data: str, params: dict, out: str = "runs/best") -> str:
     flags = []
     for k, v in params.items():
-        flag = "--" + k.replace("_", "-")
-        flags.append(flag if v is True else f"--no-{flag[2:]}" if v is False else f"{flag} {v}")
+        name = flag(k)
+        flags.append(name if v is True else f"--no-{name[2:]}" if v is False else f"{name} {v}")
     return f"gansmith train {data} --out {out} " + " ".join(flags)
 
 
@@ -76,7 +76,8 @@ def run_sweep(data: str, out: str | Path, grid_text: str, minutes_each: float, b
     """Run (or resume) every trial of the grid; return the trials sorted by KID, best first."""
     from ..data import load_images
     from ..generate import load_generator
-    from .loop import evaluate_generator, train
+    from .evaluation import evaluate_generator
+    from .loop import train
 
     if minutes_each <= 0:
         raise UserError(f"--minutes-each must be positive, not {minutes_each}")
