@@ -2,10 +2,16 @@ import numpy as np
 import pytest
 import torch
 
+from gansmith.errors import UserError
 from gansmith.export import TOLERANCE, export_onnx
-from gansmith.generate import generate_images
+from gansmith.generate import (generate_from_seeds, generate_images, parse_seeds, seed_latents,
+                               style_mixing_grid)
+from gansmith.images import float_to_uint8
+from gansmith.models.progressive import ProgressiveGenerator
 from gansmith.models.stylegan import (SUPPORTED_RES, StyleDiscriminator, StyleGenerator, path_length_penalty,
                                       style_mix)
+from gansmith.project import project, psnr
+from gansmith.style.vgg import load_vgg19
 
 
 def tiny_g(res=32, channels=3, **kw):
@@ -197,3 +203,133 @@ def test_path_length_penalty():
     torch.manual_seed(0)  # one sample: its length is the mean, nothing to penalize
     penalty1, _ = path_length_penalty(G, z[:1], torch.zeros(()), decay=1.0)
     assert penalty1 < 1e-10
+
+
+# --- using a model: seeds, truncation, style-mixing grid ---
+
+def test_parse_seeds():
+    assert parse_seeds("0-35,40") == list(range(36)) + [40]
+    assert parse_seeds(" 7 , 3-4") == [7, 3, 4]
+    for bad in ("", "a", "1-", "-3", "5-2", "1,,2", f"{2 ** 63}"):
+        with pytest.raises(UserError):
+            parse_seeds(bad)
+
+
+def test_generate_from_seeds_follows_the_documented_rule():
+    G = tiny_g().eval()
+    images = generate_from_seeds(G, [5, 9, 5])
+    assert np.array_equal(images[0], images[2]) and not np.array_equal(images[0], images[1])
+    z9 = torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(9))  # the rule in the docs
+    with torch.no_grad():
+        assert np.array_equal(images[1], float_to_uint8(G(z9))[0])
+    assert np.array_equal(generate_from_seeds(G, [9]), generate_from_seeds(G, [9]))
+
+
+def test_truncation_from_seeds_stylegan_and_other_generators():
+    G = tiny_g()
+    G.w_avg.normal_()
+    G.eval()
+    avg = float_to_uint8(G.synthesis(G.w_avg.expand(1, G.num_ws, -1), "const"))[0]
+    assert all(np.array_equal(im, avg) for im in generate_from_seeds(G, [1, 2, 3], truncation=0.0))
+    P = ProgressiveGenerator(32, 1, z_dim=16, width=4).eval()
+    P.set_growth(P.n_stages - 1, 1.0)
+    with torch.no_grad():  # other generators: z scaled by psi, so psi 0 is G(0)
+        at_zero = float_to_uint8(P(torch.zeros(1, 16)))[0]
+        z3 = torch.randn(1, 16, generator=torch.Generator().manual_seed(3))
+        half = float_to_uint8(P(0.5 * z3))[0]
+    assert np.array_equal(generate_from_seeds(P, [3, 4], truncation=0.0)[1], at_zero)
+    assert np.array_equal(generate_from_seeds(P, [3], truncation=0.5)[0], half)
+
+
+def test_style_mixing_grid():
+    G = tiny_g().eval()
+    with torch.no_grad():
+        for rgb in G.to_rgb:
+            rgb.conv.conv.weight.mul_(0.3)  # keep the images inside [-1, 1], as a trained G's are
+    rows, cols, crossover = [1, 2], [3, 4, 5], 4
+    grid = style_mixing_grid(G, rows, cols, crossover)
+    pad, side = 2, G.res
+
+    def cell(r, c):
+        y, x = pad + r * (side + pad), pad + c * (side + pad)
+        return grid[y:y + side, x:x + side]
+
+    assert grid.shape == (pad + 3 * (side + pad), pad + 4 * (side + pad), 3)
+    sources = {s: generate_from_seeds(G, [s])[0] for s in rows + cols}
+    assert (cell(0, 0) == 255).all()
+    assert all(np.array_equal(cell(0, 1 + j), sources[s]) for j, s in enumerate(cols))
+    assert all(np.array_equal(cell(1 + i, 0), sources[s]) for i, s in enumerate(rows))
+    z = seed_latents(G.z_dim, [2, 4])
+    with torch.no_grad():
+        ws = G.mapping(z)
+        expected = float_to_uint8(G.synthesis(style_mix(ws[:1], ws[1:], crossover), "const"))[0]
+    assert np.array_equal(cell(2, 2), expected)  # row seed 2's coarse styles, column seed 4's fine ones
+    for bad in (0, G.num_ws):
+        with pytest.raises(UserError, match="crossover"):
+            style_mixing_grid(G, rows, cols, bad)
+    with pytest.raises(UserError, match="StyleGAN"):
+        style_mixing_grid(ProgressiveGenerator(32, 1, z_dim=16, width=4), rows, cols, 1)
+
+
+# --- projection ---
+
+FAST_LAYERS = ("relu1_2", "relu2_2", "relu3_4")  # the default adds relu4_4: twice the time per step
+
+
+@pytest.fixture(scope="module")
+def vgg():
+    return load_vgg19()
+
+
+def in_range(G):
+    with torch.no_grad():
+        for layer in G.layers:
+            layer.noise_strength.fill_(0.1)
+        for rgb in G.to_rgb:
+            rgb.conv.conv.weight.mul_(0.3)
+    return G.eval()
+
+
+@pytest.mark.slow
+def test_projection_recovers_a_generated_image_in_w_plus(vgg):
+    G = in_range(tiny_g())
+    target, other = generate_from_seeds(G, [0, 1])
+    before = [p.clone() for p in G.parameters()]
+    result = project(G, target, steps=60, space="w+", vgg=vgg, vgg_layers=FAST_LAYERS, frame_every=10,
+                     progress=False)
+    assert result.psnr > psnr(target, other) + 6  # a quarter of the squared error, or less
+    assert result.latent.shape == (1, G.num_ws, G.w_dim) and len(result.noise) == len(G.layers)
+    assert result.frames.shape == (7, 32, 32, 3) and np.array_equal(result.frames[-1], result.image)
+    with torch.no_grad():  # the latent and noise returned reproduce the image
+        again = float_to_uint8(G.synthesis(result.latent, noise=result.noise))[0]
+    assert np.array_equal(again, result.image)
+    assert all(torch.equal(a, b) and b.grad is None for a, b in zip(before, G.parameters()))
+    assert not G.training or pytest.fail("G's mode must be restored")
+
+
+@pytest.mark.slow
+def test_projection_in_w_and_z(vgg):
+    G = in_range(tiny_g())
+    target, other = generate_from_seeds(G, [0, 1])
+    result = project(G, target, steps=40, vgg=vgg, vgg_layers=FAST_LAYERS, progress=False)
+    assert result.psnr > psnr(target, other) + 5
+    assert torch.equal(result.latent[:, 0], result.latent[:, -1])  # "w": one w for every layer
+    torch.manual_seed(0)
+    P = ProgressiveGenerator(32, 1, z_dim=16, width=4).eval()  # growth stage 0: smooth 4 x 4 upsampled images
+    target, other = generate_from_seeds(P, [0, 1])
+    result = project(P, target, steps=40, vgg=vgg, vgg_layers=FAST_LAYERS, progress=False)
+    assert result.latent.shape == (1, 16) and result.noise is None
+    assert result.psnr > psnr(target, other) + 5
+
+
+def test_projection_refuses_bad_input():
+    G, P = tiny_g(), ProgressiveGenerator(32, 1, z_dim=16, width=4)
+    image = np.zeros((40, 50, 3), np.uint8)
+    with pytest.raises(UserError, match="StyleGAN"):
+        project(P, image, space="w+")
+    with pytest.raises(UserError, match="latent space"):
+        project(G, image, space="s")
+    with pytest.raises(UserError, match="uint8"):
+        project(G, image.astype(np.float32))
+    with pytest.raises(UserError, match="steps"):
+        project(G, image, steps=0)
