@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gansmith.errors import UserError
-from gansmith.export import TOLERANCE, export_onnx
+from gansmith.export import TOLERANCE, export_onnx, export_torchscript
 from gansmith.generate import (generate_from_seeds, generate_images, parse_seeds, seed_latents,
                                style_mixing_grid)
 from gansmith.images import float_to_uint8
@@ -150,7 +150,7 @@ def test_gradients_reach_every_parameter():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-def test_onnx_export_matches_pytorch():
+def test_onnx_and_torchscript_exports_match_pytorch():
     G = tiny_g(28, 1)
     with torch.no_grad():
         for layer in G.layers:
@@ -162,6 +162,8 @@ def test_onnx_export_matches_pytorch():
     with torch.no_grad():
         expected = G(z).numpy()
     assert np.abs(actual - expected).max() <= TOLERANCE["onnx"]
+    _, actual = export_torchscript(G, z)
+    assert np.abs(actual - expected).max() <= TOLERANCE["torchscript"]
 
 
 def test_channels_last_and_bf16_autocast():

@@ -143,7 +143,7 @@ class StyleGenerator(nn.Module):
     def mapping(self, z: torch.Tensor, truncation: float = 1.0, update_w_avg: bool = True) -> torch.Tensor:
         """ws (N x num_ws x w_dim, one w broadcast to every layer). In train mode the batch's mean w also
         updates `w_avg` (unless update_w_avg is False). truncation psi < 1 pulls w towards `w_avg`
-        (StyleGAN sec. 3: the truncation trick in W): 0 gives the average image, 1 leaves w unchanged."""
+        (StyleGAN app. B: the truncation trick in W): 0 gives the average image, 1 leaves w unchanged."""
         w = self.mapping_net(z)
         if self.training and update_w_avg:
             with torch.no_grad():
