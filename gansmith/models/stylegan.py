@@ -123,7 +123,7 @@ class StyleGenerator(nn.Module):
     """
 
     def __init__(self, res: int, channels: int, z_dim: int = 128, w_dim: int = 128, mapping_layers: int = 4,
-                 width: int = 32, mixing_prob: float = 0.9, w_avg_beta: float = 0.995):
+                 width: int = 16, mixing_prob: float = 0.9, w_avg_beta: float = 0.995):
         super().__init__()
         check_res(res)
         self.res, self.channels, self.z_dim, self.w_dim = res, channels, z_dim, w_dim
@@ -206,7 +206,7 @@ class StyleDiscriminator(nn.Module):
     """StyleGAN2's residual discriminator: fromRGB at full resolution, one residual block per halving down to
     the base size, then minibatch stddev, a 3x3 conv and two dense layers. Returns logits of shape (N,)."""
 
-    def __init__(self, res: int, channels: int, width: int = 32):
+    def __init__(self, res: int, channels: int, width: int = 16):
         super().__init__()
         check_res(res)
         self.res, self.channels = res, channels
