@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .images import float_to_uint8
+from .images import float_to_uint8, make_grid
 from .models import build_generator
+from .models.stylegan import StyleGenerator, style_mix
 from .training.checkpoint import load_checkpoint, load_latest_valid
 from .training.config import TrainConfig
 from .training.ema import standing_statistics
@@ -86,10 +87,83 @@ def interpolation_latents(z_dim: int, seeds: list[int], frames_per_segment: int)
                         for i in range(len(keys)) for k in range(frames_per_segment)])
 
 
+def truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+    """G's images for z with the truncation trick: psi < 1 trades variety for typical images. A StyleGAN
+    generator pulls w towards its average w (Karras et al. 2019); any other generator scales z by psi, i.e.
+    pulls it towards z = 0, the mode of the latent distribution (Brock et al. 2019 resample instead, which
+    changes the image of a seed). psi = 1 is plain sampling."""
+    if isinstance(G, StyleGenerator):
+        return G(z, truncation=truncation)
+    return G(z if truncation == 1 else z * truncation)
+
+
 @torch.no_grad()
-def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu",
+                        truncation: float = 1.0) -> np.ndarray:
     """G's images for the latent vectors z, as uint8 N x H x W x C."""
-    return np.concatenate([float_to_uint8(G(z[i:i + batch].to(device))) for i in range(0, len(z), batch)])
+    return np.concatenate([float_to_uint8(truncated(G, z[i:i + batch].to(device), truncation))
+                           for i in range(0, len(z), batch)])
+
+
+def parse_seeds(text: str) -> list[int]:
+    """"0-3,7" -> [0, 1, 2, 3, 7]: comma-separated seeds and inclusive ranges, in the order given."""
+    seeds = []
+    for part in text.split(","):
+        lo, sep, hi = part.strip().partition("-")
+        try:
+            first, last = int(lo), int(hi if sep else lo)
+        except ValueError:
+            raise UserError(f"seeds must be whole numbers or ranges like 0-35, separated by commas, not {text!r}") \
+                from None
+        if first > last:
+            raise UserError(f"the seed range {part.strip()!r} runs backwards")
+        if last >= 2 ** 63:
+            raise UserError(f"seeds must be below 2**63, not {last}")
+        seeds.extend(range(first, last + 1))
+    return seeds
+
+
+def seed_latents(z_dim: int, seeds: list[int]) -> torch.Tensor:
+    """One latent per seed: seed s stands for torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s))
+    (CPU generator), the keyframe of seed s in `interpolation_latents` too."""
+    return torch.cat([latents(1, z_dim, seed) for seed in seeds])
+
+
+def generate_from_seeds(G, seeds: list[int], truncation: float = 1.0, batch: int = 64,
+                        device: str | torch.device = "cpu") -> np.ndarray:
+    """One image per seed (uint8 N x H x W x C), each from the latent `seed_latents` documents, with
+    truncation psi as `truncated` describes. G should be in eval mode, as `load_generator` returns it."""
+    if not seeds:
+        raise UserError("no seeds given")
+    if not math.isfinite(truncation):
+        raise UserError(f"truncation must be a finite number, not {truncation}")
+    return images_from_latents(G, seed_latents(G.z_dim, seeds), batch, device, truncation)
+
+
+@torch.no_grad()
+def style_mixing_grid(G, row_seeds: list[int], col_seeds: list[int], crossover: int, truncation: float = 1.0,
+                      device: str | torch.device = "cpu") -> np.ndarray:
+    """The style-mixing figure of the StyleGAN paper as one uint8 H x W x C image: the column seeds' images
+    along the top, the row seeds' images down the left, and in cell (r, c) the image whose coarse styles
+    (ws layers before `crossover`) come from row seed r and whose fine styles come from column seed c."""
+    if not isinstance(G, StyleGenerator):
+        raise UserError("style mixing needs a StyleGAN generator (--arch stylegan)")
+    if not row_seeds or not col_seeds:
+        raise UserError("style mixing needs at least one row seed and one column seed")
+    if not 1 <= crossover < G.num_ws:
+        raise UserError(f"the crossover layer must be between 1 and {G.num_ws - 1} for this generator, "
+                        f"not {crossover}")
+    rows = G.mapping(seed_latents(G.z_dim, row_seeds).to(device), truncation)
+    cols = G.mapping(seed_latents(G.z_dim, col_seeds).to(device), truncation)
+    n_rows, n_cols = len(rows), len(cols)
+    mixed = style_mix(rows.repeat_interleave(n_cols, dim=0), cols.repeat(n_rows, 1, 1), crossover)
+    images = [float_to_uint8(G.synthesis(ws, "const")) for ws in (rows, cols, mixed)]
+    row_images, col_images, cells = images
+    blank = np.full_like(col_images[:1], 255)
+    tiles = [blank, col_images]
+    for r in range(n_rows):
+        tiles += [row_images[r:r + 1], cells[r * n_cols:(r + 1) * n_cols]]
+    return make_grid(np.concatenate(tiles), nrow=n_cols + 1)
 
 
 def interpolation_frames(G, seeds: list[int], frames_per_segment: int, batch: int = 64,

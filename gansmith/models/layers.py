@@ -60,14 +60,18 @@ class EqualizedConv2d(nn.Module):
 
 
 class EqualizedLinear(nn.Module):
-    def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2)):
+    """Linear layer with equalized learning rate. `lr_mul` < 1 slows the layer's learning by that factor under
+    Adam (parameters stored divided by it, used multiplied by it), as StyleGAN's mapping network does (Karras et
+    al. 2019: lr_mul 0.01); `bias_init` is the bias's initial effective value."""
+
+    def __init__(self, cin: int, cout: int, gain: float = math.sqrt(2), lr_mul: float = 1.0, bias_init: float = 0.0):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(cout, cin))
-        self.bias = nn.Parameter(torch.zeros(cout))
-        self.scale = gain / math.sqrt(cin)
+        self.weight = nn.Parameter(torch.randn(cout, cin) / lr_mul)
+        self.bias = nn.Parameter(torch.full((cout,), bias_init / lr_mul))
+        self.scale, self.lr_mul = gain / math.sqrt(cin) * lr_mul, lr_mul
 
     def forward(self, x):
-        return F.linear(x, self.weight * self.scale, self.bias)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
 
 
 def conv_act(cin: int, cout: int, kernel: int = 3, norm: bool = False) -> list[nn.Module]:
