@@ -9,6 +9,7 @@ from PIL import Image
 import gansmith
 from gansmith.errors import UserError
 from gansmith.models import efficientnet_lite as effnet
+from gansmith.models import fastgan
 from gansmith.models.projected import ProjectedDiscriminator
 
 EXAMPLES = Path(gansmith.__file__).parent / "style" / "examples"
@@ -124,3 +125,26 @@ def test_channels_last_moves_the_constants_and_keeps_the_output():
         assert not D.backbone.stem.weight.is_contiguous()
         after = D(x.contiguous(memory_format=torch.channels_last))
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("res", [28, 32, 64, 128])
+def test_fastgan_generator_shapes_range_and_gradients(res):
+    torch.manual_seed(0)
+    G = fastgan.Generator(res, 3, z_dim=16, width=8)
+    assert len(G.sles) >= 1
+    x = G(torch.randn(2, 16))
+    assert x.shape == (2, 3, res, res)
+    assert x.abs().max() <= 1
+    x.square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in G.parameters())
+
+
+def test_fastgan_skip_layer_excitation_gates_the_fine_map():
+    torch.manual_seed(0)
+    G = fastgan.Generator(64, 1, z_dim=16, width=8)  # train mode: batch norm normalizes the fresh network
+    z = torch.randn(2, 16)
+    with torch.no_grad():
+        before = G(z)
+        G.sles[0].gate[-2].weight.mul_(1000)  # the gates leave ~0.5 (their value at init) for ~0 or ~1
+        after = G(z)
+    assert (before - after).abs().max() > 0.01
