@@ -45,12 +45,16 @@ FEATURE_STRIDES = (4, 8, 16, 32)
 
 
 class SameConv(nn.Conv2d):
-    """Conv (with the folded batch norm's bias) padded like TensorFlow's "SAME"."""
+    """Conv (with the folded batch norm's bias) padded like TensorFlow's "SAME". With stride 1 (and the odd kernels
+    used here) that is the symmetric padding the convolution does itself, without a padded copy of the input."""
 
     def __init__(self, cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, kernel, stride, padding=0, groups=groups, bias=True)
+        super().__init__(cin, cout, kernel, stride, padding=kernel // 2 if stride == 1 else 0, groups=groups,
+                         bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride[0] == 1:
+            return super().forward(x)
         return super().forward(F.pad(x, same_padding(x.shape[-2:], self.kernel_size[0], self.stride[0])))
 
 
