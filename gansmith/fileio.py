@@ -4,6 +4,7 @@ A reader (or a crash) sees either the old file or the new one, never half of one
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -19,6 +20,15 @@ os.umask(UMASK)
 def cache_root() -> Path:
     """$GANSMITH_CACHE (default ~/.cache/gansmith): decoded data sets in datasets/, real-data features in features/."""
     return Path(os.environ.get("GANSMITH_CACHE") or Path.home() / ".cache" / "gansmith").expanduser()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -62,12 +62,11 @@ def read_idx_images(path: Path, max_bytes: int) -> np.ndarray:
     return np.frombuffer(pixels, dtype=np.uint8).reshape(n, h, w, 1)
 
 
-def read_idx_labels_count(path: Path) -> int:
-    """Number of labels in an IDX labels file (magic 0x00000801), after checking they are all there."""
+def read_idx_labels(path: Path) -> np.ndarray:
+    """IDX labels file (magic 0x00000801) -> uint8 N, after checking they are all there."""
     with _open_idx(path) as f:
         (n,) = _read_header(f, path, IDX_LABELS_MAGIC, "labels")
-        _read_exactly(f, n, path)
-    return n
+        return np.frombuffer(_read_exactly(f, n, path), dtype=np.uint8)
 
 
 def _open_idx(path: Path):

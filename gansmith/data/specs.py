@@ -94,7 +94,7 @@ def _read_idx_pair(spec: str, max_bytes: int) -> np.ndarray:
         if not part.is_file():
             raise UserError(f"{part}: no such file (from '{spec}'; expected images.gz,labels.gz)")
     images = arrays.read_idx_images(parts[0], max_bytes)
-    n_labels = arrays.read_idx_labels_count(parts[1])
+    n_labels = len(arrays.read_idx_labels(parts[1]))
     if n_labels != len(images):
         raise UserError(f"{spec}: {len(images)} images but {n_labels} labels")
     return images

