@@ -75,18 +75,6 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (math.sin((1 - t) * theta) / math.sin(theta)) * a + (math.sin(t * theta) / math.sin(theta)) * b
 
 
-def interpolation_latents(z_dim: int, seeds: list[int], frames_per_segment: int) -> torch.Tensor:
-    """A looping walk: frames_per_segment latents from each seed's latent towards the next seed's, and from the
-    last seed's back to the first, so the frame after the last one is the first one again."""
-    if len(seeds) < 2:
-        raise UserError(f"a latent walk needs at least 2 seeds, got {len(seeds)}")
-    if frames_per_segment < 1:
-        raise UserError(f"the number of frames between seeds must be at least 1, not {frames_per_segment}")
-    keys = [latents(1, z_dim, seed)[0] for seed in seeds]
-    return torch.stack([slerp(keys[i], keys[(i + 1) % len(keys)], k / frames_per_segment)
-                        for i in range(len(keys)) for k in range(frames_per_segment)])
-
-
 def truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
     """G's images for z with the truncation trick: psi < 1 trades variety for typical images. A StyleGAN
     generator pulls w towards its average w (Karras et al. 2019); any other generator scales z by psi, i.e.
@@ -125,7 +113,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def seed_latents(z_dim: int, seeds: list[int]) -> torch.Tensor:
     """One latent per seed: seed s stands for torch.randn(1, z_dim, generator=torch.Generator().manual_seed(s))
-    (CPU generator), the keyframe of seed s in `interpolation_latents` too."""
+    (CPU generator), the keyframe of seed s in `walk_latents` too."""
     return torch.cat([latents(1, z_dim, seed) for seed in seeds])
 
 
@@ -166,7 +154,55 @@ def style_mixing_grid(G, row_seeds: list[int], col_seeds: list[int], crossover: 
     return make_grid(np.concatenate(tiles), nrow=n_cols + 1)
 
 
-def interpolation_frames(G, seeds: list[int], frames_per_segment: int, batch: int = 64,
-                         device: str | torch.device = "cpu") -> np.ndarray:
-    """The images of `interpolation_latents`: len(seeds) * frames_per_segment uint8 N x H x W x C frames."""
-    return images_from_latents(G, interpolation_latents(G.z_dim, seeds, frames_per_segment), batch, device)
+def parse_keyframes(text: str) -> list:
+    """'0-2,me.npz,7' -> [0, 1, 2, Path('me.npz'), 7]: seeds (ranges allowed) and latents saved by `gansmith project`."""
+    keys = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        keys += [Path(part)] if part.lower().endswith(".npz") else parse_seeds(part)
+    return keys
+
+
+def keyframe_latent(G, key) -> torch.Tensor:
+    """A walk's keyframe in the space the walk runs in: ws (1 x num_ws x w_dim) for StyleGAN, whose W is where
+    images change smoothly, else z (1 x z_dim). A seed stands for its latent (`seed_latents`); a path for a
+    latent saved by `gansmith project` (its noise maps are not used: the walk renders with G's fixed noise)."""
+    style = isinstance(G, StyleGenerator)
+    device = next(G.parameters()).device
+    if not isinstance(key, Path):
+        z = latents(1, G.z_dim, key).to(device)
+        return G.mapping(z) if style else z
+    saved = load_projection(key)
+    if style != (saved["space"] in ("w", "w+")) or saved["latent"].shape[-1] != (G.w_dim if style else G.z_dim):
+        raise UserError(f"{key} is a latent of another model ({saved['space']}, size {saved['latent'].shape[-1]})")
+    return saved["latent"].to(device)
+
+
+def load_projection(path: Path) -> dict:
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {"space": str(f["space"]), "latent": torch.from_numpy(f["latent"]).float()}
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"{path} is not a latent saved by `gansmith project` ({e})") from None
+
+
+@torch.no_grad()
+def walk_latents(G, keys: list, frames_per_segment: int) -> torch.Tensor:
+    """A looping walk through keyframes (seeds and projected latents; see `parse_keyframes`): frames_per_segment
+    latents from each keyframe towards the next, and from the last back to the first, so the frame after the last
+    is the first again. Spherical interpolation in z, linear in StyleGAN's W (ws)."""
+    if len(keys) < 2:
+        raise UserError(f"a latent walk needs at least 2 keyframes, got {len(keys)}")
+    if frames_per_segment < 1:
+        raise UserError(f"the number of frames between keyframes must be at least 1, not {frames_per_segment}")
+    points = [keyframe_latent(G, key)[0] for key in keys]
+    mix = torch.lerp if isinstance(G, StyleGenerator) else slerp
+    return torch.stack([mix(points[i], points[(i + 1) % len(points)], k / frames_per_segment)
+                        for i in range(len(points)) for k in range(frames_per_segment)])
+
+
+@torch.no_grad()
+def walk_frames(G, keys: list, frames_per_segment: int, batch: int = 64) -> np.ndarray:
+    """The images of `walk_latents`, uint8 N x H x W x C."""
+    path = walk_latents(G, keys, frames_per_segment)
+    render = (lambda ws: G.synthesis(ws, "const")) if isinstance(G, StyleGenerator) else G
+    return np.concatenate([float_to_uint8(render(path[i:i + batch])) for i in range(0, len(path), batch)])

@@ -68,7 +68,7 @@ def _gp_weight(cfg) -> float:
 # Registration order is the order in which the penalties are added (and draw random numbers).
 REGULARIZERS.register(Regularizer("gp", "D", _gp_weight, lambda cfg: 1,
                                   lambda x: gradient_penalty(x.D, x.real, x.fake, x.rng)))
-REGULARIZERS.register(Regularizer("r1", "D", lambda cfg: 0.5 * cfg.r1, lambda cfg: cfg.r1_every,
+REGULARIZERS.register(Regularizer("r1", "D", lambda cfg: 0.5 * (cfg.r1 or 0.0), lambda cfg: cfg.r1_every,
                                   lambda x: r1_penalty(x.D, x.real)))
 REGULARIZERS.register(Regularizer("r2", "D", lambda cfg: 0.5 * cfg.r2, lambda cfg: cfg.r1_every,
                                   lambda x: r2_penalty(x.D, x.fake)))

@@ -37,7 +37,7 @@ class LinearDiscriminator(nn.Module):
 TOY_ARCH = ArchSpec(
     "toy-linear", "one linear layer each way", LinearGenerator, LinearDiscriminator,
     rows=(DefaultRow("toy-linear", {"width": 1, "batch": 16, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.5,
-                                    "beta2": 0.999, "ema": 0.0, "depth": 0, "standing_stats": False}),),
+                                    "beta2": 0.999, "ema": 0.0, "depth": 0, "standing_stats": False, "r1": 0.0}),),
     resolve=lambda cfg: {"d_norm": "none"})
 TOY_LOSS = LossSpec(
     "toy-pm1", "least squares with targets +1 and -1",

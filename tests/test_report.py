@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gansmith.generate import (generate_images, interpolation_frames, interpolation_latents, latents,
+from gansmith.generate import (generate_images, walk_frames, walk_latents, latents,
                                load_generator, slerp)
 from gansmith.images import make_grid, upscale_nearest
 from gansmith.report import MAX_GRIDS, refresh_report, write_report
@@ -245,14 +245,14 @@ def test_slerp_keeps_to_the_sphere_and_hits_both_ends():
 def test_latent_walk_visits_each_seed_and_loops(trained_run):
     G, _ = load_generator(trained_run)
     seeds, per = [3, 7, 11], 5
-    z = interpolation_latents(G.z_dim, seeds, per)
+    z = walk_latents(G, seeds, per)
     assert z.shape == (len(seeds) * per, G.z_dim)
     keys = [latents(1, G.z_dim, s)[0] for s in seeds]
     assert all(torch.equal(z[i * per], key) for i, key in enumerate(keys))
     assert torch.equal(slerp(keys[-1], keys[0], 1.0), z[0])  # the frame after the last is the first
     steps = (z[1:] - z[:-1]).norm(dim=1)
     assert (z[0] - z[-1]).norm() <= 1.5 * steps.max()  # no jump where the loop closes
-    frames = interpolation_frames(G, seeds, per)
+    frames = walk_frames(G, seeds, per)
     assert frames.shape == (len(seeds) * per, 28, 28, 1)
     for i, seed in enumerate(seeds):
         assert np.array_equal(frames[i * per], generate_images(G, 1, seed=seed)[0])
@@ -265,7 +265,7 @@ def test_interpolate_writes_a_looping_gif(trained_run, tmp_path, run_cli):
     gif = Image.open(tmp_path / "walk.gif")
     assert gif.n_frames == 8 and gif.info["loop"] == 0 and gif.size == (56, 56)
     G, _ = load_generator(trained_run)
-    expected = upscale_nearest(interpolation_frames(G, [1, 2], 4)[:1], 56)[0, ..., 0]
+    expected = upscale_nearest(walk_frames(G, [1, 2], 4)[:1], 56)[0, ..., 0]
     assert np.array_equal(np.asarray(gif.convert("L")), expected)
 
 

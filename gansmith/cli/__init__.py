@@ -22,7 +22,7 @@ def cli():
 
 def _register_commands():
     """Each module adds its commands to `cli` when imported (imported here, late, to keep --help fast)."""
-    from . import export, metrics, report, style, train  # noqa: F401
+    from . import export, latent, metrics, report, style, train  # noqa: F401
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):

@@ -9,22 +9,13 @@ from ..errors import UserError
 from . import cli
 
 
-def parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds must be comma-separated whole numbers, like 1,2,3,4, not {text!r}") from None
-    if len(seeds) < 2:
-        raise UserError(f"--seeds needs at least 2 seeds to walk between, got {text!r}")
-    return seeds
-
-
 @cli.command()
 @click.argument("run")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="walk.gif, or walk.mp4 (needs imageio-ffmpeg)")
 @click.option("--seeds", default="0,1,2,3", show_default=True,
-              help="the seeds whose images the walk visits in turn, then back to the first")
+              help="the keyframes the walk visits in turn, then back to the first: seeds, ranges like 4-7, and "
+                   "latents saved by `gansmith project` (me.npz), e.g. 1,me.npz,2")
 @click.option("--frames", type=int, default=30, show_default=True, help="frames from one seed to the next")
 @click.option("--fps", type=float, default=25, show_default=True, help="frames per second")
 @click.option("--size", type=int, default=256, show_default=True,
@@ -32,15 +23,15 @@ def parse_seeds(text: str) -> list[int]:
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
 @click.option("--no-ema", is_flag=True, help="use the raw generator weights instead of their moving average")
 def interpolate(run, output, seeds, frames, fps, size, checkpoint, no_ema):
-    """A looping walk through the latent space of RUN (spherical interpolation between seeds)."""
-    from ..generate import interpolation_frames, load_generator
+    """A looping walk through the latent space of RUN (spherical interpolation in z, linear in StyleGAN's W)."""
+    from ..generate import load_generator, parse_keyframes, walk_frames
     from ..images import upscale_nearest
     from ..report.video import save_animation
-    seed_list = parse_seeds(seeds)
+    keys = parse_keyframes(seeds)
     if size < 1:
         raise UserError(f"--size must be at least 1, not {size}")
     G, _ = load_generator(run, which=checkpoint, ema=not no_ema)
-    images = interpolation_frames(G, seed_list, frames)
+    images = walk_frames(G, keys, frames)
     if images.shape[1] < size:
         images = upscale_nearest(images, size)
     save_animation(images, output, fps)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import UserError
 from ..images import to_pil
 
 # Formats Pillow may try. Anything else (EPS runs Ghostscript, for one) is "not an image".
@@ -155,3 +157,18 @@ def to_channels(a: np.ndarray, channels: int) -> np.ndarray:
 def is_gray(a: np.ndarray) -> bool:
     """True for uint8 ... x C pixels that are 1-channel or have all channels equal everywhere."""
     return all(np.array_equal(a[..., 0], a[..., c]) for c in range(1, a.shape[-1]))
+
+
+def read_image(path) -> np.ndarray:
+    """One image file -> uint8 H x W x C (C = 1 or 3), with the same decoding policy as a training set (formats,
+    decompression-bomb limit, EXIF orientation, transparency over white). A user's mistake is a UserError."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        with bomb_warnings_as_errors():
+            img, _ = decode_image(data)
+    except Undecodable as e:
+        raise UserError(f"{path}: {e.reason}") from None
+    return as_array(img)

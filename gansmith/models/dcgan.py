@@ -119,12 +119,12 @@ def init_weights(m: nn.Module) -> None:
 # --- the architecture spec -------------------------------------------------------------------------------
 TINY_RES, SMALL_RES = 28, 64   # the small-image rows below; each row is measured, see docs/defaults.md
 SMALL = {"width": 32, "batch": 8, "g_lr": 5e-4, "d_lr": 5e-4, "beta1": 0.5, "beta2": 0.999, "ema": 0.99975,
-         "depth": 0, "standing_stats": False}
+         "depth": 0, "standing_stats": False, "r1": 0.0}
 ROWS = (
     DefaultRow(f"dcgan up to {TINY_RES} px", {**SMALL, "batch": 16, "depth": 1, "standing_stats": True}, TINY_RES),
     DefaultRow(f"dcgan up to {SMALL_RES} px", SMALL, SMALL_RES),
     DefaultRow("dcgan above", {"width": 64, "batch": 64, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.5, "beta2": 0.999,
-                               "ema": 0.0, "depth": 0, "standing_stats": False}),
+                               "ema": 0.0, "depth": 0, "standing_stats": False, "r1": 0.0}),
 )
 
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from .dcgan import init_weights, stage_widths
 from .layers import base_size
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
 
 SLE_GAP = 4  # doublings between the map that gates and the map it gates
 
@@ -61,3 +62,18 @@ class Generator(nn.Module):
                 x = self.sles[j - self.gap - 1](feats[j - self.gap], x)
             feats.append(x)
         return torch.tanh(self.to_image(feats[-1]))
+
+
+# --- the architecture spec: Projected GAN's pairing, FastGAN's light G with the projected D ------------------------
+def build_projected(cfg):
+    from .projected import build
+    return build(cfg)
+
+
+ARCHITECTURES.register(ArchSpec(
+    "fastgan", "FastGAN's light generator (skip-layer excitation) with the projected discriminator (Projected GAN)",
+    build_generator=lambda cfg: Generator(cfg.res, cfg.channels, cfg.z_dim, cfg.width),
+    build_discriminator=build_projected,
+    rows=(DefaultRow("fastgan", {"width": 32, "batch": 16, "g_lr": 2e-4, "d_lr": 2e-4, "beta1": 0.0, "beta2": 0.99,
+                                 "ema": 0.999, "depth": 0, "standing_stats": False, "r1": 0.0}),),
+    resolve=lambda cfg: {"d_norm": "none"}))

@@ -126,7 +126,8 @@ class ProgressiveDiscriminator(nn.Module, Growth):
 # --- the architecture spec -------------------------------------------------------------------------------
 # Equalized learning rates keep weights N(0, 1), which wants ProGAN's lr 1e-3 with betas (0, 0.99).
 EQUALIZED_ROW = DefaultRow("progressive", {"width": 16, "batch": 64, "g_lr": 1e-3, "d_lr": 1e-3, "beta1": 0.0,
-                                           "beta2": 0.99, "ema": 0.0, "depth": 0, "standing_stats": False})
+                                           "beta2": 0.99, "ema": 0.0, "depth": 0, "standing_stats": False,
+                                           "r1": 0.0})
 
 
 def grow(networks: list, images_seen: int, cfg) -> dict:

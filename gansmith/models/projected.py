@@ -24,6 +24,7 @@ from ..errors import UserError
 from . import efficientnet_lite as effnet
 from .dcgan import init_weights
 from .layers import maybe_spectral_norm
+from .spec import DISCRIMINATORS, DiscriminatorSpec
 
 END_SIZE = 8  # the per-scale discriminators downsample to at most this size, then judge 4x4 patches (as the paper)
 
@@ -130,3 +131,15 @@ class ProjectedDiscriminator(nn.Module):
             raise UserError(f"this discriminator's random projections came from seed {int(seed)}, "
                             f"not {int(self.mixing_seed)}: rebuild it with seed={int(seed)}")
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def build(cfg) -> ProjectedDiscriminator:
+    """--d-arch projected: heads without batch norm when a gradient penalty is on (penalties are per sample); the
+    random mixing weights follow the run's seed."""
+    from ..regularizers import REGULARIZERS
+    penalized = any(r.network == "D" and r.weight(cfg) > 0 for r in REGULARIZERS)
+    return ProjectedDiscriminator(cfg.res, cfg.channels, norm="none" if penalized else "bn", seed=cfg.seed)
+
+
+DISCRIMINATORS.register(DiscriminatorSpec(
+    "projected", "frozen ImageNet EfficientNet-Lite0 features, random fixed mixing, a small D per scale", build))

@@ -14,7 +14,7 @@ from torch import nn
 from ..registry import Registry
 
 # The options whose unset value (None) an architecture's defaults fill in.
-DEFAULTED = ("width", "batch", "g_lr", "d_lr", "beta1", "beta2", "ema", "depth", "standing_stats")
+DEFAULTED = ("width", "batch", "g_lr", "d_lr", "beta1", "beta2", "ema", "depth", "standing_stats", "r1")
 
 
 @dataclass(frozen=True)
@@ -46,3 +46,14 @@ class ArchSpec:
 
 
 ARCHITECTURES: Registry[ArchSpec] = Registry("architecture", "--arch")
+
+
+@dataclass(frozen=True)
+class DiscriminatorSpec:
+    """A discriminator that can replace any architecture's own (--d-arch)."""
+    name: str
+    help: str
+    build: Callable[[object], nn.Module]
+
+
+DISCRIMINATORS: Registry[DiscriminatorSpec] = Registry("discriminator", "--d-arch")

@@ -23,6 +23,8 @@ from torch import nn
 
 from .layers import EqualizedConv2d, EqualizedLinear, MinibatchStdDev, PixelNorm, base_size, conv_act
 from .progressive import stage_channels, stage_count
+from ..regularizers import REGULARIZERS, Regularizer
+from .spec import ARCHITECTURES, ArchSpec, DefaultRow
 
 SUPPORTED_RES = (28, 32, 64, 128, 256)
 NOISE_MODES = ("random", "const")
@@ -133,6 +135,7 @@ class StyleGenerator(nn.Module):
         self.num_ws = 2 * n
         self.mapping_net = MappingNetwork(z_dim, w_dim, mapping_layers)
         self.register_buffer("w_avg", torch.zeros(w_dim))
+        self.register_buffer("pl_mean", torch.zeros(()))  # path-length regularization's running mean (trainer)
         self.const = nn.Parameter(torch.randn(1, ch[0], base, base))
         self.layers = nn.ModuleList([SynthesisLayer(ch[0], ch[0], w_dim, base, up=False)])
         for s in range(1, n):
@@ -244,3 +247,40 @@ def path_length_penalty(G: StyleGenerator, z: torch.Tensor, pl_mean: torch.Tenso
     lengths = grad.float().square().sum(2).mean(1).sqrt()
     new_pl_mean = pl_mean.lerp(lengths.detach().mean(), decay)
     return (lengths - new_pl_mean).square().mean(), new_pl_mean
+
+
+# --- the architecture spec and its path-length regularizer -------------------------------------------------------
+def r1_for(res: int, batch: int = 16) -> float:
+    """StyleGAN2-ADA's heuristic R1 weight for a resolution: gamma = 0.0002 res^2 / batch."""
+    return round(0.0002 * res * res / batch, 4)
+
+
+ROWS = tuple(DefaultRow(f"stylegan up to {r} px", {"width": 16, "batch": 16, "g_lr": 2e-3, "d_lr": 2e-3, "beta1": 0.0,
+                                                   "beta2": 0.99, "ema": 0.999, "depth": 0, "standing_stats": False,
+                                                   "r1": r1_for(r)}, r)
+             for r in (32, 64, 128, 256))
+
+
+def build_generator(cfg) -> StyleGenerator:
+    return StyleGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.width, cfg.style_mixing)
+
+
+ARCHITECTURES.register(ArchSpec(
+    "stylegan", "StyleGAN2: mapping network, modulated convolutions, noise, skip outputs; residual D",
+    build_generator=build_generator,
+    build_discriminator=lambda cfg: StyleDiscriminator(cfg.res, cfg.channels, cfg.d_width),
+    rows=ROWS, owns=("w_dim", "mapping_layers", "style_mixing", "pl_weight"), resolve=lambda cfg: {"d_norm": "none"}))
+
+PL_INTERVAL = 4   # StyleGAN2's lazy interval for path-length regularization
+
+
+def path_length_term(x) -> torch.Tensor:
+    """The G-phase penalty: path lengths of half a batch of fresh latents; G.pl_mean keeps the running mean."""
+    G = x.G
+    z = torch.randn(max(1, x.fake.shape[0] // 2), G.z_dim, device=x.fake.device, generator=x.rng)
+    penalty, G.pl_mean = path_length_penalty(G, z, G.pl_mean)
+    return penalty
+
+
+REGULARIZERS.register(Regularizer("pl", "G", lambda cfg: cfg.pl_weight if cfg.arch == "stylegan" else 0.0,
+                                  lambda cfg: PL_INTERVAL, path_length_term))

@@ -17,7 +17,7 @@ from typing import Callable
 from ..data import SUPPORTED_RES, check_image_options
 from ..errors import UserError
 from ..losses import LOSSES
-from ..models import ARCHITECTURES
+from ..models import ARCHITECTURES, DISCRIMINATORS
 from ..models.dcgan import SMALL_RES
 from ..regularizers import REGULARIZERS
 from ..system import amp_by_default, resolve_device
@@ -26,8 +26,8 @@ from .lr import LR_DECAYS
 
 DEFAULT_KIMG = 200  # the duration when neither --kimg nor --minutes is given
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
-MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd", "pack",
-                    "depth")
+MODEL_SHAPE_KEYS = ("arch", "d_arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd",
+                    "pack", "depth", "w_dim", "mapping_layers")
 
 
 def option(default, help: str, check: tuple[Callable, str] | None = None, choices: Callable | None = None,
@@ -77,6 +77,14 @@ class TrainConfig:
     mbstd: bool = option(False, "minibatch standard-deviation channel in D (against mode collapse)")
     pack: int = option(1, "PacGAN: D judges this many samples at once (against mode collapse; 1 = off)",
                        between(1, 16, "between 1 and 16 samples"))
+    d_arch: str = option("auto", "the discriminator: auto (the architecture's own) or projected (frozen pretrained "
+                         "EfficientNet-Lite0 features, Projected GAN)", choices=lambda: ("auto",) + DISCRIMINATORS.names())
+    w_dim: int = option(128, "stylegan: size of the intermediate latent w", between(1, 4096, "between 1 and 4096"))
+    mapping_layers: int = option(4, "stylegan: layers of the mapping network z -> w", between(1, 16, "between 1 and 16"))
+    style_mixing: float = option(0.9, "stylegan: probability of style-mixing regularization per batch",
+                                 (lambda v: 0 <= v <= 1, "a probability in [0, 1]"))
+    pl_weight: float = option(0.0, "stylegan: path-length regularization weight (StyleGAN2: 2; 0 = off)",
+                              (lambda v: v >= 0, "a non-negative weight"))
     # optimization
     loss: str = option("ns", "GAN loss", choices=lambda: LOSSES.names())
     batch: int | None = option(None, "images per step (the global batch with several ranks)",
@@ -93,7 +101,8 @@ class TrainConfig:
     lr_decay: str = option("none", "learning-rate decay to 0 by the end of the run; late: held, then a cosine over "
                            "the last quarter", choices=lambda: LR_DECAYS)
     # regularizers
-    r1: float = option(0.0, "R1 penalty weight gamma on real images (0 = off)", (lambda v: v >= 0, "a non-negative weight"))
+    r1: float | None = option(None, "R1 penalty weight gamma on real images (0 = off)",
+                              (lambda v: v >= 0, "a non-negative weight"))
     r2: float = option(0.0, "R2 penalty weight on generated images (0 = off; R3GAN uses --r1 and --r2 alike)",
                        (lambda v: v >= 0, "a non-negative weight"))
     r1_every: int = option(16, "apply R1 and R2 every this many steps (lazy regularization)",
@@ -231,7 +240,8 @@ def resolve(cfg: TrainConfig, res: int, channels: int, world: int = 1) -> TrainC
     refuse_foreign_options(cfg, arch)
     cfg = cfg.replace(arch=arch, res=res, channels=channels)
     unset = {k: v for k, v in spec.defaults(res).items() if getattr(cfg, k) is None}
-    cfg = cfg.replace(**unset, **spec.resolve(cfg))
+    cfg = cfg.replace(**unset)
+    cfg = cfg.replace(**spec.resolve(cfg))
     device = resolve_device(cfg.device)
     cfg = cfg.replace(d_width=cfg.d_width or cfg.width, device=str(device),
                       kimg=DEFAULT_KIMG if cfg.kimg is None and cfg.minutes is None else cfg.kimg,
@@ -273,6 +283,7 @@ def upgrade_saved(saved: dict) -> dict:
     c["d_width"] = c["d_width"] or c["width"]
     c["depth"] = c["depth"] or 0
     c["standing_stats"] = bool(c["standing_stats"])
+    c["r1"] = c["r1"] or 0.0
     return c
 
 
