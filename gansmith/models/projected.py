@@ -22,7 +22,7 @@ from torch import nn
 
 from ..errors import UserError
 from . import efficientnet_lite as effnet
-from .dcgan import init_weights
+from .dcgan import d_conv, init_weights
 from .layers import maybe_spectral_norm
 from .spec import DISCRIMINATORS, DiscriminatorSpec
 
@@ -40,23 +40,16 @@ def buffers_instead_of_parameters(module: nn.Module) -> nn.Module:
     return module
 
 
-def down_block(cin: int, cout: int, norm: str, sn: bool) -> list[nn.Module]:
-    """The paper's DownBlock: 4x4 conv halving the size (spectrally normalized), (batch norm), leaky ReLU."""
-    layers = [maybe_spectral_norm(nn.Conv2d(cin, cout, 4, 2, 1, bias=norm != "bn"), sn)]
-    if norm == "bn":
-        layers.append(nn.BatchNorm2d(cout))
-    return layers + [nn.LeakyReLU(0.2, inplace=True)]
-
-
 def scale_discriminator(cin: int, size: int, width: int, norm: str, sn: bool) -> nn.Sequential:
-    """Patch logits of one feature map of side `size`: down blocks to at most END_SIZE, then a 4x4 conv to one
-    logit per patch. A map that is already small gets one 3x3 conv instead, so every head is non-linear."""
+    """Patch logits of one feature map of side `size`: the paper's down blocks (4x4 conv halving the size, batch
+    norm, leaky ReLU; the DCGAN D's layer) to at most END_SIZE, then a 4x4 conv to one logit per patch. A map that is
+    already small gets one 3x3 conv instead, so every head is non-linear."""
     layers, c = [], cin
     while size > END_SIZE:
-        layers += down_block(c, width, norm, sn)
+        layers += d_conv(c, width, 2, norm, sn)
         c, size = width, size // 2
     if not layers:
-        layers += [maybe_spectral_norm(nn.Conv2d(cin, width, 3, 1, 1), sn), nn.LeakyReLU(0.2, inplace=True)]
+        layers += d_conv(cin, width, 1, norm, sn)
     layers.append(maybe_spectral_norm(nn.Conv2d(width, 1, min(4, size), 1, 0), sn))
     return nn.Sequential(*layers)
 
