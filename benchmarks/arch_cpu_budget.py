@@ -2,8 +2,8 @@
 
     python benchmarks/arch_cpu_budget.py --data emoji --cpu-minutes 10 [--arms A,B] [--n 2000] [--threads 1]
 
-Each arm is an ordinary `gansmith.training.train` run in its own process whose clock is the process's CPU time
-(user + system, all threads) divided by its thread count: on this shared machine other jobs' work does not count,
+Each arm is an ordinary `gansmith train` run in its own process (benchmarks/cpu_clock.py) whose clock is the
+process's CPU time (user + system, all threads) divided by its thread count: on this shared machine other jobs' work does not count,
 so arms measured at different times stay comparable. A budget of M CPU-minutes at 1 thread is about M/2 minutes of
 wall time on an idle 2-core machine. Scores: FID and KID of n generated images vs n real ones (standard Inception),
 precision/recall (Kynkäänniemi et al. 2019), and for Fashion-MNIST the Fréchet distance in the features of a
@@ -14,11 +14,12 @@ benchmarks/results/arch_cpu_budget.md (a row replaces the one of the same data, 
 import argparse
 import datetime
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -39,23 +40,6 @@ ARMS = {
     "dcgan, rpgan + R1 + R2 (R3GAN loss)": {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "r1_every": 4},
 }
 SAMPLE_SEED = 7
-CHILD = """
-import json, sys, time, types
-import torch
-from gansmith.training import TrainConfig, train
-from gansmith.training import loop
-threads = int(sys.argv[3])
-torch.set_num_threads(threads)
-loop.time = types.SimpleNamespace(monotonic=lambda: time.process_time() / threads)  # the budget is CPU time
-options = json.loads(sys.argv[4])
-wall = time.time()
-result = train(TrainConfig(data=sys.argv[1], out=sys.argv[2], minutes=float(sys.argv[5]), report=False, seed=0,
-                           **options), progress=False)
-print(json.dumps({"steps": result.step, "kimg": result.images_seen / 1000, "wall_s": time.time() - wall,
-                  "cpu_s": time.process_time()}))
-"""
-
-
 def slug(arm: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in arm.lower()).strip("-")[:60]
 
@@ -72,11 +56,19 @@ def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int)
         images = load_images(data, progress=False)
         r1 = resolve(TrainConfig(**{**options, "r2": 0.0}), images.res, images.channels).r1
         options = {**options, "r2": r1}
-    done = subprocess.run([sys.executable, "-c", CHILD, data, str(out), str(threads), json.dumps(options),
-                           str(cpu_minutes)], capture_output=True, text=True)
+    flags = [f for k, v in options.items() for f in
+             ([f"--{k.replace('_', '-')}"] if v is True else [f"--{k.replace('_', '-')}", str(v)])]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    started = time.time()
+    done = subprocess.run([sys.executable, str(HERE / "cpu_clock.py"), data, "--out", str(out), "--minutes",
+                           str(cpu_minutes), "--seed", "0", "--no-report", "--quiet", *flags],
+                          capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{arm} failed:\n{done.stderr[-3000:]}")
-    result = {**json.loads(done.stdout.strip().splitlines()[-1]), "options": options}
+    from gansmith.training.checkpoint import load_checkpoint
+    last = load_checkpoint(sorted((out / "checkpoints").glob("step-*.pt"))[-1])
+    result = {"steps": last["step"], "kimg": last["images_seen"] / 1000, "wall_s": time.time() - started,
+              "options": options}
     info.write_text(json.dumps(result))
     return result
 

@@ -58,6 +58,10 @@ SETUPS = {
     "gansmith defaults with D width 64": ["--d-width", "64"],
     "gansmith defaults at width 64": ["--width", "64"],  # G and D as wide as the classic recipe's
     "gansmith defaults with D lr 1e-3 (TTUR)": ["--d-lr", "1e-3"],  # D adapts twice as fast as G
+    # R3GAN's loss (Huang et al. 2024): relativistic pairing with zero-centred penalties on real and fake
+    "gansmith defaults with rpgan + R1 + R2 (R3GAN)": ["--loss", "rpgan", "--r1", "0.1", "--r2", "0.1", "--r1-every", "4"],
+    "stylegan with rpgan + R1 + R2 (R3GAN)": ["--arch", "stylegan", "--loss", "rpgan", "--r1", "0.05", "--r2", "0.05"],
+    "stylegan defaults": ["--arch", "stylegan"],
 }
 
 
@@ -170,7 +174,7 @@ def mode_stats(net: nn.Module, images: np.ndarray) -> dict:
 
 
 def train_setup(flags: list[str] | None, npz: Path, run_dir: Path, minutes: float,
-                n_samples: int) -> tuple[np.ndarray, dict]:
+                n_samples: int, cpu_clock: bool = False) -> tuple[np.ndarray, dict]:
     """Train (unless already done) and return samples and what the run did (steps, kimg)."""
     if flags is None:
         state = run_dir / "classic.pt"
@@ -180,7 +184,8 @@ def train_setup(flags: list[str] | None, npz: Path, run_dir: Path, minutes: floa
         info = json.loads(Path(f"{state}.json").read_text())
         return classic_samples(state, 28, 3, n_samples), info
     if not (run_dir / "metrics.jsonl").exists():
-        run([sys.executable, "-m", "gansmith", "train", npz, "--out", run_dir, "--minutes", minutes, "--seed", 0,
+        trainer = [HERE / "cpu_clock.py"] if cpu_clock else ["-m", "gansmith", "train"]
+        run([sys.executable, *trainer, npz, "--out", run_dir, "--minutes", minutes, "--seed", 0,
              "--no-report", "--quiet", *flags])
     last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     G = load_generator(run_dir)[0]
@@ -217,6 +222,8 @@ def main():
     p.add_argument("--only", default="", help="comma-separated setup names (default: all)")
     p.add_argument("--work", default="/tmp/gansmith-stacked", type=Path)
     p.add_argument("--out", default=HERE / "results", type=Path)
+    p.add_argument("--cpu-clock", action="store_true",
+                   help="--minutes count each run's CPU time, not wall time (benchmarks/cpu_clock.py; gansmith arms only)")
     args = p.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     digits, labels = load_digits(args.mnist)
@@ -231,7 +238,8 @@ def main():
     rows = []
     for name in names:
         number = list(SETUPS).index(name)
-        samples, info = train_setup(SETUPS[name], npz, args.work / f"setup-{number}", args.minutes, args.samples)
+        samples, info = train_setup(SETUPS[name], npz, args.work / f"setup-{number}", args.minutes, args.samples,
+                                    args.cpu_clock)
         grid = f"stacked-{number}.png"
         atomic_save_image(args.out / grid, to_pil(make_grid(samples[:64])))
         rows.append({"setup": name, "flags": SETUPS[name], **info, **mode_stats(net, samples), "grid": grid})

@@ -88,3 +88,18 @@ def test_mix_refuses_a_model_without_styles(tiny_npz, tmp_path, run_cli):
     train(tiny_config(tiny_npz, tmp_path / "run", kimg=0.016), progress=False)
     code, _, err = run_cli("mix", tmp_path / "run", "-o", tmp_path / "mix.png")
     assert code == 2 and "style mixing needs a StyleGAN generator" in err
+
+
+def test_a_stylegan_run_shows_truncation_and_style_mixing(stylegan_run):
+    from PIL import Image
+    from gansmith.report import write_report
+    samples = stylegan_run / "run" / "samples"
+    truncation, mixing = Image.open(samples / "truncation.png"), Image.open(samples / "style-mixing.png")
+    assert truncation.size == (8 * 34 + 2, 4 * 34 + 2)  # 8 seeds x 4 truncation levels of 32 px tiles
+    rows = np.asarray(truncation).reshape(-1)  # psi 0 (the last row) is the average image for every seed
+    last = np.asarray(truncation)[3 * 34 + 2:4 * 34, 2:]
+    tiles = [last[:, i * 34:i * 34 + 32] for i in range(8)]
+    assert all(np.array_equal(tiles[0], t) for t in tiles) and rows.std() > 0
+    assert mixing.size == (5 * 34 + 2, 4 * 34 + 2)
+    page = write_report(stylegan_run / "run").read_text()
+    assert "truncation" in page and "style mixing" in page

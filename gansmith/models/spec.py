@@ -37,6 +37,9 @@ class ArchSpec:
     check: Callable[[object], None] = field(default=lambda cfg: None)   # raise UserError on a combination it refuses
     # grow(networks, images_seen, cfg) -> numbers to log; set for architectures that change during training
     grow: Callable[[list, int, object], dict] | None = None
+    # pictures(G in eval mode) -> {name: uint8 H x W x C}: what this kind of model can show besides samples
+    # (StyleGAN: truncation, style mixing); saved as samples/NAME.png with the sample grids, shown by the report
+    pictures: Callable[[nn.Module], dict] | None = None
 
     def defaults(self, res: int) -> dict:
         for row in self.rows:

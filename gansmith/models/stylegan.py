@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -265,11 +266,24 @@ def build_generator(cfg) -> StyleGenerator:
     return StyleGenerator(cfg.res, cfg.channels, cfg.z_dim, cfg.w_dim, cfg.mapping_layers, cfg.width, cfg.style_mixing)
 
 
+PICTURE_SEEDS, TRUNCATIONS = range(8), (1.0, 0.7, 0.4, 0.0)
+
+
+def pictures(G: StyleGenerator) -> dict:
+    """Truncation (rows: psi 1, 0.7, 0.4, 0 for the same seeds) and style mixing (rows 1-3 x columns 10-13)."""
+    from ..generate import generate_from_seeds, style_mixing_grid
+    from ..images import make_grid
+    rows = [generate_from_seeds(G, list(PICTURE_SEEDS), psi) for psi in TRUNCATIONS]
+    return {"truncation": make_grid(np.concatenate(rows), nrow=len(PICTURE_SEEDS)),
+            "style-mixing": style_mixing_grid(G, [1, 2, 3], [10, 11, 12, 13], G.num_ws // 2)}
+
+
 ARCHITECTURES.register(ArchSpec(
     "stylegan", "StyleGAN2: mapping network, modulated convolutions, noise, skip outputs; residual D",
     build_generator=build_generator,
     build_discriminator=lambda cfg: StyleDiscriminator(cfg.res, cfg.channels, cfg.d_width),
-    rows=ROWS, owns=("w_dim", "mapping_layers", "style_mixing", "pl_weight"), resolve=lambda cfg: {"d_norm": "none"}))
+    rows=ROWS, owns=("w_dim", "mapping_layers", "style_mixing", "pl_weight"), resolve=lambda cfg: {"d_norm": "none"},
+    pictures=pictures))
 
 PL_INTERVAL = 4   # StyleGAN2's lazy interval for path-length regularization
 

@@ -67,6 +67,7 @@ def build_report(run: RunFolder) -> Report:
                     evaluation=read_json(run.path / "eval.json"))
     report.latest, report.timeline = sample_grids(run.samples, records, train_option(config, "batch"), report.notes)
     report.nearest = embed(run.path / "nearest.png", "nearest training images", GALLERY_SIDE, report.notes)
+    report.model_pictures = model_pictures(run.samples, report.notes)
     report.summary = summary(config, records, findings, report.evaluation)
     if config is None:
         report.notes.append("config.json is missing or unreadable: this report shows what the run folder has.")
@@ -129,6 +130,12 @@ def sample_grids(samples: Path, records: list[dict], batch, notes: list[str]) ->
         return None, timeline
     step, path = found[-1]
     return embed(path, f"latest: {step_label(step, records, batch)}", LATEST_SIDE, notes), timeline
+
+
+def model_pictures(samples: Path, notes: list[str]) -> list[Picture]:
+    """The other pictures a model left in samples/ (an architecture's `pictures`, e.g. StyleGAN's truncation)."""
+    paths = sorted(p for p in samples.glob("*.png") if not GRID_NAME.search(p.name) and p.name != "latest.png")
+    return [p for path in paths if (p := embed(path, path.stem.replace("-", " "), LATEST_SIDE, notes))]
 
 
 # --- findings and summary ----------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class Report:
     findings_dropped: int = 0
     evaluation: dict | None = None
     nearest: Picture | None = None
+    model_pictures: list[Picture] = field(default_factory=list)   # e.g. StyleGAN's truncation and style mixing
     config: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -99,13 +100,13 @@ def summary_cards(items: list[tuple[str, str]]) -> str:
     return f'<div class="cards">{cards}</div>'
 
 
-def samples_section(latest: Picture | None, timeline: list[Picture]) -> str:
+def samples_section(latest: Picture | None, timeline: list[Picture], model_pictures: list[Picture]) -> str:
     if latest is None:
         return section("samples", "Samples", hint("No sample grids yet: training writes one every --sample-every kimg."))
     pictures = "".join(picture(g) for g in timeline)
     body = picture(latest, "latest") + (
         f'<h3>Over training (the same latent vectors each time)</h3><div class="timeline">{pictures}</div>'
-        if len(timeline) > 1 else "")
+        if len(timeline) > 1 else "") + "".join(f"<h3>{esc(p.label)}</h3>{picture(p)}" for p in model_pictures)
     return section("samples", "Samples", body)
 
 
@@ -194,7 +195,7 @@ def render(r: Report) -> str:
         ("samples", "Samples"), ("findings", "Findings"), ("curves", "Curves"), ("quality", "Quality"),
         ("memorization", "Memorization"), ("config", "Configuration")))
     body = "".join([
-        samples_section(r.latest, r.timeline), findings_section(r.findings, r.findings_dropped), curves_section(r.charts),
+        samples_section(r.latest, r.timeline, r.model_pictures), findings_section(r.findings, r.findings_dropped), curves_section(r.charts),
         quality_section(r.quality, r.evaluation), memorization_section(r.nearest), config_section(r.config),
     ])
     return f"""<!DOCTYPE html>

@@ -79,6 +79,7 @@ def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: boo
         interrupted = run_loop(trainer, batches, run, tb, progress)
         checkpoint = save(trainer, run)
         run.save_sample_grid(float_to_uint8(trainer.fixed_samples()), trainer.step)
+        save_pictures(trainer, run)
     finally:
         run.close()
     if cfg.report and ranks.main:
@@ -160,6 +161,7 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
             if crossed(before, t.images_seen, cfg.sample_every):
                 images = float_to_uint8(t.fixed_samples())
                 run.save_sample_grid(images, t.step)
+                save_pictures(t, run)
                 tb.add_images("samples", images[:16], t.step, dataformats="NHWC")
                 if cfg.report and t.ranks.main and time.monotonic() - last_report >= REPORT_MIN_SECONDS:
                     refresh_report(run.path)
@@ -204,6 +206,11 @@ def write_record(t: Trainer, run: RunFolder, tb, record: dict) -> None:
         log(f"[{e['severity']}] {e['message']}" + (f" -> {e['remedy']}" if e.get("remedy") else ""))
     if any(e.get("applied") for e in record.get("events", [])):
         run.write_adjustments(t.adjustments.state_dict())
+
+
+def save_pictures(t: Trainer, run: RunFolder) -> None:
+    if t.arch.pictures is not None and t.ranks.main:
+        run.save_pictures(t.arch.pictures(t.evaluation_generator().eval()))
 
 
 def save(t: Trainer, run: RunFolder) -> Path:

@@ -94,6 +94,11 @@ class RunFolder:
             self._tb = None
 
     # --- samples -----------------------------------------------------------------------------------
+    def save_pictures(self, pictures: dict) -> None:
+        """Pictures a model can show besides samples (e.g. StyleGAN's truncation), as samples/NAME.png."""
+        for name, image in pictures.items():
+            atomic_save_image(self.samples / f"{name}.png", to_pil(image))
+
     def save_sample_grid(self, images: np.ndarray, step: int) -> Path:
         """Save a grid of uint8 N x H x W x C samples as grid-STEP.png and latest.png."""
         grid = make_grid(images)
@@ -112,6 +117,7 @@ class ReadOnlyRun(RunFolder):
     def append_metrics(self, record: dict) -> None: pass
     def truncate_metrics(self, step: int) -> None: pass
     def save_sample_grid(self, images, step: int) -> None: pass
+    def save_pictures(self, pictures: dict) -> None: pass
     def tensorboard(self, purge_step: int | None = None): return NullWriter()
 
 
