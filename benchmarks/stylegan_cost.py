@@ -1,19 +1,22 @@
-"""What StyleGAN costs on this CPU, against gansmith's default DCGAN measured in the same run.
+"""What StyleGAN costs, against gansmith's default DCGAN measured in the same run.
 
-    python benchmarks/stylegan_cost.py [--res 28,64] [--widths 16,32] [--steps 20] [--project-steps 20]
+    python benchmarks/stylegan_cost.py [--res 28,64] [--widths 16,32] [--steps 5] [--project-steps 10]
 
-1. Training: seconds per bare training step (the trainer's D phase + G phase on a fixed batch of 16,
+1. Training: one bare training step (the trainer's D phase + G phase on a fixed batch of 16,
    benchmarks/throughput.py's BareStep) for DCGAN at its defaults and for StyleGenerator + StyleDiscriminator
-   at each width (Adam (0, 0.99) as StyleGAN2; no R1 or path-length phases, which add their own cost); the
-   ratio to DCGAN.
-2. Projection: seconds per `gansmith.project.project` step (default VGG19 layers, W space) with a default-width
-   StyleGAN generator at each resolution.
+   at each width (no R1 or path-length phases, which add their own cost): FLOPs per step (torch's flop
+   counter: exact, independent of the machine's load) and CPU seconds per step (process time, median), each
+   as a ratio to DCGAN's.
+2. Projection: CPU seconds per `gansmith.project.project` step (default VGG19 layers, W space) with a
+   default-width StyleGAN generator at each resolution.
+CPU time rather than wall time because a shared machine's wall time measures the other users.
 Writes benchmarks/results/stylegan_cost.md.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,8 +28,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import machine  # noqa: E402
 from throughput import BareStep  # noqa: E402
+from time_to_quality import write_keeping_notes  # noqa: E402
 
-from gansmith.fileio import atomic_write_text  # noqa: E402
 from gansmith.models.stylegan import StyleDiscriminator, StyleGenerator  # noqa: E402
 from gansmith.project import project  # noqa: E402
 from gansmith.style.vgg import load_vgg19  # noqa: E402
@@ -49,48 +52,69 @@ def stylegan_step(res: int, width: int) -> BareStep:
     return step
 
 
-def projection_seconds(res: int, steps: int, vgg) -> float:
+def cpu_seconds(fn, steps: int, warmup: int = 2) -> float:
+    """Median process CPU seconds of fn() after the warm-up calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(steps):
+        start = time.process_time()
+        fn()
+        times.append(time.process_time() - start)
+    return float(np.median(times))
+
+
+def projection_cpu_seconds(res: int, steps: int, vgg) -> float:
+    """CPU seconds per projection step: a run of `steps` steps minus a run of one (the set-up)."""
     torch.manual_seed(0)
     G = StyleGenerator(res, CHANNELS).eval()
     target = np.random.default_rng(0).integers(0, 256, (res, res, CHANNELS), dtype=np.uint8)
-    start = time.perf_counter()
-    project(G, target, steps=steps, vgg=vgg, progress=False)
-    return (time.perf_counter() - start) / steps
+    runs = {}
+    for n in (1, steps + 1):
+        start = time.process_time()
+        project(G, target, steps=n, vgg=vgg, progress=False)
+        runs[n] = time.process_time() - start
+    return (runs[steps + 1] - runs[1]) / steps
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--res", default="28,64")
     ap.add_argument("--widths", default="16,32")
-    ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--project-steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--project-steps", type=int, default=10)
     args = ap.parse_args()
     resolutions = [int(r) for r in args.res.split(",")]
     widths = [int(w) for w in args.widths.split(",")]
-    rows = ["| res | network | seconds / step (batch 16) | images / s | vs DCGAN |", "|---|---|---|---|---|"]
+    rows = ["| res | network | GFLOP / step | vs DCGAN | CPU s / step | vs DCGAN |", "|---|---|---|---|---|---|"]
     for res in resolutions:
         dcgan = BareStep(res, CHANNELS, BATCH)
-        base = dcgan.seconds(args.steps)
-        rows.append(f"| {res} | DCGAN defaults (width {dcgan.width}) | {base:.3f} | {BATCH / base:.0f} | 1.00 |")
+        base_flops, base_cpu = dcgan.flops(), cpu_seconds(dcgan, args.steps)
+        rows.append(f"| {res} | DCGAN defaults (width {dcgan.width}) | {base_flops / 1e9:.2f} | 1.00 | "
+                    f"{base_cpu:.3f} | 1.00 |")
         for width in widths:
-            s = stylegan_step(res, width).seconds(args.steps)
-            rows.append(f"| {res} | StyleGAN width {width} | {s:.3f} | {BATCH / s:.0f} | {s / base:.1f}x |")
+            step = stylegan_step(res, width)
+            flops, cpu = step.flops(), cpu_seconds(step, args.steps)
+            rows.append(f"| {res} | StyleGAN width {width} | {flops / 1e9:.2f} | {flops / base_flops:.1f} | "
+                        f"{cpu:.3f} | {cpu / base_cpu:.1f} |")
             print(rows[-1], flush=True)
     vgg = load_vgg19()
-    proj = ["| res | seconds / projection step |", "|---|---|"]
+    proj = ["| res | CPU s / projection step |", "|---|---|"]
     for res in resolutions:
-        proj.append(f"| {res} | {projection_seconds(res, args.project_steps, vgg):.3f} |")
+        proj.append(f"| {res} | {projection_cpu_seconds(res, args.project_steps, vgg):.3f} |")
         print(proj[-1], flush=True)
     command = "python benchmarks/stylegan_cost.py " + " ".join(sys.argv[1:])
-    text = "\n".join([
+    lines = [
         "# StyleGAN cost on the CPU", "",
-        f"Date: {datetime.date.today()}. Machine: {machine()}.", f"Command: `{command.strip()}`", "",
-        "Training step: the trainer's D phase + G phase (non-saturating loss, no R1 or path-length phase), 3-channel",
-        "images, channels-last, median over the steps; DCGAN measured in the same run.", "",
+        f"Date: {datetime.date.today()}. Machine: {machine()}. Load average at the end: "
+        f"{os.getloadavg()[0]:.1f}.", f"Command: `{command.strip()}`", "",
+        "Training step: the trainer's D phase + G phase (non-saturating loss, no R1 or path-length phase), batch 16,",
+        "3-channel images, channels-last; FLOPs counted by torch, CPU time (process time, median over the steps)",
+        "measured in the same run as DCGAN's.", "",
         *rows, "", "Projection (`gansmith.project.project`, W space, default VGG19 layers, default-width G):", "",
-        *proj, ""])
-    atomic_write_text(HERE / "results" / "stylegan_cost.md", text)
-    print(text)
+        *proj]
+    write_keeping_notes(HERE / "results" / "stylegan_cost.md", lines)
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

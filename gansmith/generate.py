@@ -75,7 +75,7 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (math.sin((1 - t) * theta) / math.sin(theta)) * a + (math.sin(t * theta) / math.sin(theta)) * b
 
 
-def truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
+def images_truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
     """G's images for z with the truncation trick: psi < 1 trades variety for typical images. A StyleGAN
     generator pulls w towards its average w (Karras et al. 2019); any other generator scales z by psi, i.e.
     pulls it towards z = 0, the mode of the latent distribution (Brock et al. 2019 resample instead, which
@@ -89,7 +89,7 @@ def truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
 def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu",
                         truncation: float = 1.0) -> np.ndarray:
     """G's images for the latent vectors z, as uint8 N x H x W x C."""
-    return np.concatenate([float_to_uint8(truncated(G, z[i:i + batch].to(device), truncation))
+    return np.concatenate([float_to_uint8(images_truncated(G, z[i:i + batch].to(device), truncation))
                            for i in range(0, len(z), batch)])
 
 
@@ -120,7 +120,7 @@ def seed_latents(z_dim: int, seeds: list[int]) -> torch.Tensor:
 def generate_from_seeds(G, seeds: list[int], truncation: float = 1.0, batch: int = 64,
                         device: str | torch.device = "cpu") -> np.ndarray:
     """One image per seed (uint8 N x H x W x C), each from the latent `seed_latents` documents, with
-    truncation psi as `truncated` describes. G should be in eval mode, as `load_generator` returns it."""
+    truncation psi as `images_truncated` describes. G should be in eval mode, as `load_generator` returns it."""
     if not seeds:
         raise UserError("no seeds given")
     if not math.isfinite(truncation):
