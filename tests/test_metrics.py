@@ -122,7 +122,7 @@ def test_kid_matches_the_direct_double_loop():
     expected = direct_mmd2(x, y)
     assert mmd2_unbiased(torch.tensor(x), torch.tensor(y)) == pytest.approx(expected, rel=1e-10)
     mean, std = kid_from_features(x, y)  # 6 <= subset size: one subset, the whole sets
-    assert mean == pytest.approx(expected, rel=1e-5) and std == 0
+    assert mean == pytest.approx(expected, rel=1e-5) and std is None  # one estimate: no spread
 
 
 def test_kid_is_unbiased_where_the_plain_mmd_is_not():
@@ -319,7 +319,8 @@ def test_fid_command_json(run_cli, two_npz):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--n", "1"], "--n must be at least 2"),
+    (["--n", "1"], "-n must be at least 2"),
+    (["-n", "1"], "-n must be at least 2"),
     (["--batch", "0"], "--batch must be at least 1"),
 ])
 def test_fid_command_user_errors(run_cli, two_npz, args, message):
@@ -332,7 +333,9 @@ def test_eval_command_user_errors(run_cli, tmp_path):
     code, _, err = run_cli("eval", tmp_path, "--metrics", "fid,bogus")
     assert code == 2 and "unknown metric bogus" in err
     code, _, err = run_cli("eval", tmp_path, "--n", "1")
-    assert code == 2 and "--n must be at least 2" in err
+    assert code == 2 and "-n must be at least 2" in err
+    code, _, err = run_cli("eval", tmp_path, "-n", "1")
+    assert code == 2 and "-n must be at least 2" in err
     code, _, err = run_cli("eval", tmp_path / "nowhere")
     assert code == 2 and "is not a run folder" in err
 
@@ -349,10 +352,14 @@ def test_eval_command_writes_eval_json_and_gallery(run_cli, tmp_path):
     assert code == 0, err
     report = json.loads((run / "eval.json").read_text())
     assert report["n"] == 6 and report["checkpoint"] == "latest" and report["real"] == str(data)
-    for key in ("fid", "kid", "kid_std", "precision", "recall", "nn_feature_ratio_median", "nn_pixel_close_frac"):
+    for key in ("fid", "kid", "precision", "recall", "nn_feature_ratio_median", "nn_pixel_close_frac"):
         assert np.isfinite(report["metrics"][key]), key
+    assert report["metrics"]["kid_std"] is None  # 6 images: one KID subset, so no spread (not a spread of 0)
     assert report["metrics"]["n_real"] == 6 and (run / "nearest.png").exists()
-    assert "fid" in out and "eval.json" in out
+    # The table names the metrics for people and says what each means.
+    assert "FID" in out and "Fréchet Inception Distance" in out and "near-copies, features" in out
+    assert "no spread available" in out and "nn_feature_ratio_median" not in out and "eval.json" in out
+    assert "Inception features of generated images (6)" in err and "Inception features of real images (6)" in err
 
 
 @pytest.mark.parametrize("n_real, metrics, message", [(1, ("fid",), "at least 2 images"),

@@ -156,8 +156,10 @@ def test_report_shows_every_part_of_a_run_self_contained(full_run):
     # Findings with their evidence and remedy; eval.json; the config.
     assert "d_wins" in text and "loss_d" in text and "lower --d-lr" in text and "skipping D updates" in text
     assert text.count("applied by --auto-fix") == 1 and "1 warning, 1 info" in text
-    assert "12.5" in text and "kid_std" in text
-    assert "<th>batch</th><td>64</td>" in text and "started 2026-01-01" in text
+    # eval.json's metrics under human names, each with what it means; KID with its spread
+    assert "12.5" in text and "0.01000 ± 0.00100" in text and "Fréchet Inception Distance" in text
+    assert "kid_std" not in text
+    assert "<th>batch</th><td>64</td>" in text and "created 2026-01-01" in text
     # Every user-controlled string is escaped.
     assert EVIL not in text and html.escape(EVIL) in text
 

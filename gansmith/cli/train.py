@@ -79,19 +79,48 @@ def config_from_options(data: str, out: str, resume: bool, options: dict) -> Tra
     return TrainConfig.from_dict(base)
 
 
-@cli.command()
+def default_out(data: str) -> str:
+    """runs/<the data's name>: runs/photos for photos/, runs/fashion-mnist for builtin:fashion-mnist."""
+    first = data.split(",")[0].rstrip("/\\")
+    name = first.split(":", 1)[1] if first.startswith("builtin:") else Path(first).name
+    for suffix in (".gz", ".zip", ".npz"):
+        name = name.removesuffix(suffix)
+    return str(Path("runs") / (name or Path.cwd().name))
+
+
+def show_outputs(run: Path) -> None:
+    """Where a finished run's results are, and what to do next."""
+    report = run / "report.html"
+    click.echo(f"samples:     {run / 'samples' / 'latest.png'}")
+    click.echo(f"report:      {report}  (open it in a browser)" if report.is_file()
+               else f"report:      gansmith report {run}  (writes {report})")
+    click.echo(f"checkpoints: {run / 'checkpoints'}")
+    click.echo(f"metrics:     {run / 'metrics.jsonl'}  (tensorboard --logdir {run / 'events'})")
+    click.echo(f"next:        gansmith doctor {run}   ·   gansmith sample {run} -n 64 -o grid.png")
+
+
+@cli.command(short_help="Train a GAN on a folder of images (or a .zip, .npz, IDX file).", epilog="""\b
+Examples:
+  gansmith train photos/ --minutes 30                  # into runs/photos
+  gansmith train photos/ --out runs/photos --resume    # continue where it stopped
+  gansmith train builtin:fashion-mnist --kimg 100 --augment translation,cutout""")
 @click.argument("data")
-@click.option("--out", "-o", required=True, help="run folder (created if missing)")
+@click.option("--out", "-o", default=None, help="run folder (created if missing) [default: runs/<name of DATA>]")
 @click.option("--resume", is_flag=True, help="continue the run in --out where it stopped")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar (nor its plain lines when not on a terminal)")
 @train_options
 def train(data, out, resume, quiet, **options):
-    """Train a GAN on DATA: a folder of images, a .zip, an .npz (array x), an IDX .gz file, or builtin:fashion-mnist."""
+    """Train a GAN on DATA: a folder of images, a .zip, an .npz (array x), an IDX .gz file, or builtin:fashion-mnist.
+
+    On a terminal a progress bar shows the run against its budget (--kimg or --minutes) with the ETA, kimg and
+    losses; when the output goes to a file or a pipe, one plain line per --log-every interval instead."""
     from ..training import train as run_training
+    out = out or default_out(data)
     result = run_training(config_from_options(data, out, resume, options), resume=resume, progress=not quiet)
     if result.interrupted:
         click.echo(f"stopped early; continue with: gansmith train {data} --out {out} --resume", err=True)
         sys.exit(130)
+    show_outputs(result.run)
 
 
 @cli.command()
@@ -133,11 +162,7 @@ def demo(out, minutes, quiet):
     click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
     result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
                           progress=not quiet)
-    click.echo(f"report:      {out / 'report.html'}  (open it in a browser)")
-    click.echo(f"samples:     {out / 'samples' / 'latest.png'}")
-    click.echo(f"checkpoints: {out / 'checkpoints'}")
-    click.echo(f"metrics:     {out / 'metrics.jsonl'}  (tensorboard --logdir {out / 'events'})")
-    click.echo(f"more images: gansmith sample {out} -n 64 -o grid.png")
+    show_outputs(out)
     if result.interrupted:
         sys.exit(130)
 
@@ -197,6 +222,7 @@ def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
     click.echo(f"{'rank':>4}  {'KID':>10}  {'± std':>8}  {'FID':>8}  options")
     for rank, t in enumerate(results, 1):
         params = " ".join(f"{k}={v}" for k, v in t["params"].items())
-        click.echo(f"{rank:>4}  {t['kid']:>10.5f}  {t['kid_std']:>8.5f}  {t['fid']:>8.2f}  {params}")
+        std = "—" if t["kid_std"] is None else f"{t['kid_std']:.5f}"  # one subset: no spread
+        click.echo(f"{rank:>4}  {t['kid']:>10.5f}  {std:>8}  {t['fid']:>8.2f}  {params}")
     click.echo(f"results: {Path(out) / 'sweep.json'}")
     click.echo(f"winner:  {results[0]['command']}")
