@@ -74,16 +74,18 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return (math.sin((1 - t) * theta) / math.sin(theta)) * a + (math.sin(t * theta) / math.sin(theta)) * b
 
 
-def interpolation_latents(z_dim: int, seeds: list[int], frames_per_segment: int) -> torch.Tensor:
+def interpolation_latents(z_dim: int, seeds: list[int], frames_per_segment: int, per_frame: int = 1) -> torch.Tensor:
     """A looping walk: frames_per_segment latents from each seed's latent towards the next seed's, and from the
-    last seed's back to the first, so the frame after the last one is the first one again."""
+    last seed's back to the first, so the frame after the last one is the first one again. With per_frame > 1
+    each frame is a batch (frame-major rows): seed s stands for `latents(per_frame, z_dim, s)`, the batch of
+    `gansmith sample -n per_frame --seed s`, and row r walks on its own."""
     if len(seeds) < 2:
         raise UserError(f"a latent walk needs at least 2 seeds, got {len(seeds)}")
     if frames_per_segment < 1:
         raise UserError(f"the number of frames between seeds must be at least 1, not {frames_per_segment}")
-    keys = [latents(1, z_dim, seed)[0] for seed in seeds]
-    return torch.stack([slerp(keys[i], keys[(i + 1) % len(keys)], k / frames_per_segment)
-                        for i in range(len(keys)) for k in range(frames_per_segment)])
+    keys = [latents(per_frame, z_dim, seed) for seed in seeds]
+    return torch.cat([torch.stack([slerp(a, b, k / frames_per_segment) for a, b in zip(keys[i], keys[(i + 1) % len(keys)])])
+                      for i in range(len(keys)) for k in range(frames_per_segment)])
 
 
 @torch.no_grad()

@@ -205,7 +205,12 @@ def test_gallery_rows_are_sample_then_neighbours():
     by_pixels = nearest_neighbours(samples, train, k=2)
     grid = nearest_gallery(samples, train, by_pixels, by_pixels, rows=2)
     tile = 64 + 2  # upscaled to 64 px, 2 px padding
-    assert grid.shape == (2 + 2 * tile, 2 + 7 * tile, 3)  # sample, blank, 2 nearest, blank, 2 nearest
+    header = grid.shape[0] - (2 + 2 * tile)
+    assert header > 0 and grid.shape[1:] == (2 + 7 * tile, 3)  # sample, blank, 2 nearest, blank, 2 nearest
+    for left, right in ((0, tile), (2 * tile, 4 * tile), (5 * tile, 7 * tile)):  # a label above each group
+        assert grid[:header, 2 + left:right].min() < 128
+    assert grid[:header, 2 + tile:2 * tile].min() == 255 and grid[:header, 2 + 4 * tile:5 * tile].min() == 255
+    grid = grid[header:]
     first_sample = grid[2:2 + 64:8, 2:2 + 64:8]            # undo the 8x nearest upscale
     first_neighbour = grid[2:2 + 64:8, 2 + 2 * tile:2 + 2 * tile + 64:8]
     np.testing.assert_array_equal(first_sample, first_neighbour)
@@ -316,6 +321,39 @@ def test_fid_command_json(run_cli, two_npz):
     assert set(result) == {"fid", "kid", "kid_std", "n_a", "n_b"}
     assert result["n_a"] == result["n_b"] == 4 and result["fid"] > 1 and result["kid"] > 0
     assert "warning: FID on 4 images" in err
+
+
+@pytest.mark.slow
+def test_fid_command_takes_n_as_short_and_long_option(run_cli, two_npz):
+    for flag in ("-n", "--n"):
+        code, out, err = run_cli("fid", *two_npz, flag, "3", "--json", "--device", "cpu")
+        assert code == 0, err
+        assert json.loads(out)["n_a"] == json.loads(out)["n_b"] == 3
+
+
+@pytest.mark.slow
+def test_fid_saves_statistics_and_takes_them_on_either_side(run_cli, two_npz, tmp_path):
+    a, b = two_npz
+    stats = tmp_path / "a_stats.npz"
+    code, out, err = run_cli("fid", a, "--save-stats", stats)
+    assert code == 0, err
+    with np.load(stats) as f:  # what pytorch-fid reads: mu (2048,) and sigma (2048, 2048)
+        assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048) and int(f["n"]) == 4
+    direct = json.loads(run_cli("fid", a, b, "--json")[1])
+    for args in ((stats, b), (b, stats)):
+        code, out, err = run_cli("fid", *args, "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["fid"] == pytest.approx(direct["fid"], rel=1e-6)  # the same FID from the statistics
+        assert result["kid"] is None and result["kid_std"] is None  # KID needs the features, not mu and sigma
+    code, out, err = run_cli("fid", stats, b)
+    assert code == 0 and "KID  not available" in out
+    code, out, err = run_cli("fid", stats, stats, "--json")
+    assert code == 0 and abs(json.loads(out)["fid"]) < 1e-2  # equal statistics (up to eigenvalue round-off)
+    code, out, err = run_cli("fid", stats, "--save-stats", tmp_path / "again.npz")
+    assert code == 2 and "already holds statistics" in err
+    code, out, err = run_cli("fid", a)
+    assert code == 2 and "--save-stats" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -95,7 +95,7 @@ class Side:
         return self.spec + (f" ({self.n:,} images)" if self.n else " (statistics)")
 
 
-@cli.command(short_help="FID and KID between two image sets; saves or reads FID statistics (.npz).", epilog="""\b
+@cli.command(epilog="""\b
 Examples:
   gansmith fid real/ generated/ --json
   gansmith fid real/ --save-stats real_stats.npz      # mu, sigma as pytorch-fid writes them
@@ -183,7 +183,7 @@ def format_table(results: dict) -> str:
     return "\n".join(rows)
 
 
-@cli.command(name="eval", short_help="Measure a trained run: FID, KID, precision/recall, memorization.", epilog="""\b
+@cli.command(name="eval", epilog="""\b
 Examples:
   gansmith eval runs/shoes                       # 5,000 images: about 10 minutes on a 2-core CPU
   gansmith eval runs/shoes -n 1000 --metrics fid,kid,pr,nn   # quicker; also writes nearest.png""")

@@ -1,4 +1,4 @@
-"""`gansmith train`, `gansmith sample`, `gansmith demo`."""
+"""`gansmith train`, `gansmith sample`, `gansmith sweep`."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +12,7 @@ from ..images import make_grid, to_pil, zoom
 from ..models.spec import DEFAULTED
 from ..training.config import FIELDS, TrainConfig, default_help, flag, upgrade_saved
 from . import cli
+from .runs import show_outputs
 
 
 class RegistryChoice(click.Choice):
@@ -88,18 +89,7 @@ def default_out(data: str) -> str:
     return str(Path("runs") / (name or Path.cwd().name))
 
 
-def show_outputs(run: Path) -> None:
-    """Where a finished run's results are, and what to do next."""
-    report = run / "report.html"
-    click.echo(f"samples:     {run / 'samples' / 'latest.png'}")
-    click.echo(f"report:      {report}  (open it in a browser)" if report.is_file()
-               else f"report:      gansmith report {run}  (writes {report})")
-    click.echo(f"checkpoints: {run / 'checkpoints'}")
-    click.echo(f"metrics:     {run / 'metrics.jsonl'}  (tensorboard --logdir {run / 'events'})")
-    click.echo(f"next:        gansmith doctor {run}   ·   gansmith sample {run} -n 64 -o grid.png")
-
-
-@cli.command(short_help="Train a GAN on a folder of images (or a .zip, .npz, IDX file).", epilog="""\b
+@cli.command(epilog="""\b
 Examples:
   gansmith train photos/ --minutes 30                  # into runs/photos
   gansmith train photos/ --out runs/photos --resume    # continue where it stopped
@@ -151,65 +141,15 @@ def sample(run, n, output, outdir, seed, checkpoint, no_ema, upscale):
         click.echo(f"wrote {n} images to {outdir}")
 
 
-@cli.command()
-@click.option("--out", "-o", default="runs/demo", show_default=True, help="run folder (a new one if it exists)")
-@click.option("--minutes", type=float, default=4.0, show_default=True, help="training time")
-@click.option("--quiet", is_flag=True, help="no progress bar")
-def demo(out, minutes, quiet):
-    """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""
-    from ..training import train as run_training
-    out = unused_folder(Path(out))
-    click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
-    result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
-                          progress=not quiet)
-    show_outputs(out)
-    if result.interrupted:
-        sys.exit(130)
-
-
-def unused_folder(path: Path) -> Path:
-    candidate, i = path, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        i += 1
-        candidate = path.with_name(f"{path.name}-{i}")
-    return candidate
-
-
-@cli.command()
-@click.argument("run", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
-def doctor(run, as_json):
-    """Say in plain language how a finished or running RUN is doing, and what to do about it."""
-    import json
-    from ..doctor import summarize
-    from ..training.run import RunFolder
-    folder = RunFolder(run)
-    if not folder.metrics_file.is_file():
-        raise UserError(f"{run} has no metrics.jsonl (is it a gansmith run folder that has trained a while?)")
-    summary = summarize(folder.read_metrics())
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    last = summary["last"]
-    click.echo(f"{run}: {summary['kimg']:g} kimg, step {summary['step']}")
-    if last:
-        click.echo(f"  latest: D loss {last['loss_d']:.3f}, G loss {last['loss_g']:.3f}, "
-                   f"D(real) {last['d_real']:.2f}, D(fake) {last['d_fake']:.2f}"
-                   + (f", FID {last['fid']:.2f}" if "fid" in last else ""))
-    for e in summary["events"]:
-        step = e.get("evidence", {}).get("step", "?")
-        click.echo(f"  [{e['severity']}] step {step}: {e['message']}")
-        if e.get("remedy"):
-            click.echo(f"      remedy: {e['remedy']}" + ("  (applied by --auto-fix)" if e.get("applied") else ""))
-    click.echo(summary["verdict"])
-
-
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  gansmith sweep photos/ --grid "g_lr=1e-4,2e-4 loss=ns,hinge" --minutes-each 3
+  gansmith sweep photos/ --grid "r1=0,0.1 mbstd=false,true" --out runs/sweep-r1   # run again to resume""")
 @click.argument("data")
 @click.option("--grid", required=True, help='options and values to try, e.g. "g_lr=1e-4,2e-4 d_lr=1e-4,4e-4 loss=ns,hinge"')
-@click.option("--minutes-each", type=float, default=3.0, show_default=True, help="training time per trial")
-@click.option("--out", "-o", default="runs/sweep", show_default=True, help="folder for the trials and sweep.json")
-@click.option("--eval-n", type=int, default=500, show_default=True, help="images per trial for KID")
+@click.option("--minutes-each", type=float, default=3.0, help="training time per trial  [default: 3]")
+@click.option("--out", "-o", default="runs/sweep", help="folder for the trials and sweep.json  [default: runs/sweep]")
+@click.option("--eval-n", type=int, default=500, help="images per trial for KID  [default: 500]")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 @train_options(exclude=("--eval-n", "--eval-every"))  # trials are evaluated once, at the end
 def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
