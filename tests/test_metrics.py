@@ -323,6 +323,15 @@ def test_fid_command_json(run_cli, two_npz):
     assert "warning: FID on 4 images" in err
 
 
+def test_a_long_evaluation_is_announced_with_a_measured_estimate(capsys):
+    from gansmith.cli.metrics import ESTIMATE_ABOVE, say_estimate
+    say_estimate(ESTIMATE_ABOVE - 1, 2, torch.device("cpu"))
+    assert capsys.readouterr().err == ""  # a few seconds of work: no estimate
+    say_estimate(10000, 2, torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert err.startswith("Inception features of 10,000 images: about ") and "s per image, measured now" in err
+
+
 @pytest.mark.slow
 def test_fid_command_takes_n_as_short_and_long_option(run_cli, two_npz):
     for flag in ("-n", "--n"):

@@ -95,7 +95,7 @@ def write_grids(run: Path, steps) -> None:
 def full_run(tmp_path):
     """A run folder with everything the report can show, and hostile strings wherever a user's text can go."""
     run = tmp_path / "full"
-    write_config(run)
+    write_config(run, eval_n=1000)
     warning = {"kind": "d_wins", "severity": "warning", "message": EVIL, "evidence": {"loss_d": 0.01, "note": EVIL},
                "remedy": "lower --d-lr " + EVIL, "applied": True}
     info = {"kind": "balance", "severity": "info", "message": "skipping D updates", "evidence": {"step": 40},
@@ -159,6 +159,7 @@ def test_report_shows_every_part_of_a_run_self_contained(full_run):
     # eval.json's metrics under human names, each with what it means; KID with its spread
     assert "12.5" in text and "0.01000 ± 0.00100" in text and "Fréchet Inception Distance" in text
     assert "kid_std" not in text
+    assert "5.26 (n=1,000)" in text  # the FID card names how many images the FID is from (--eval-n 1000)
     assert "<th>batch</th><td>64</td>" in text and "created 2026-01-01" in text
     # Every user-controlled string is escaped.
     assert EVIL not in text and html.escape(EVIL) in text
