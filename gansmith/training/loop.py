@@ -113,12 +113,12 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
     if t.ranks.main:
         for line in startup_summary(cfg, batches.data, run.path, t.images_seen):
             log(line)
-    start = time.monotonic()
+    console = Progress(cfg, t.images_seen, progress)
+    start = console.start  # the --minutes budget counts from here
     sums, n_sums = torch.zeros(len(STAT_NAMES), device=t.device), 0
     interval_start, interval_images = start, 0
     last_report = start
     pending_eval: dict = {}
-    console = Progress(cfg, t.images_seen, progress)
     rollback_to = lambda: t.ranks.broadcast(load_latest_valid(run.checkpoints) if t.ranks.main else None)  # noqa: E731
     interrupted = False
 
