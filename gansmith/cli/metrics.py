@@ -170,17 +170,9 @@ def _run_data_spec(run: Path) -> tuple[str, str]:
 
 def format_table(results: dict) -> str:
     """One row per metric: its name, value and what it means."""
-    from ..metrics import METRIC_NAMES
-    from ..metrics.kid import kid_text
-    rows = []
-    for key, value in results.items():
-        if key == "kid_std":
-            continue
-        name, meaning = METRIC_NAMES.get(key, (key, ""))
-        text = kid_text(value, results["kid_std"], 5) if key == "kid" else (
-            f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value))
-        rows.append(f"{name:<26}{text:<14}  {meaning}" if key != "kid" else f"{name:<26}{text}\n{'':<42}{meaning}")
-    return "\n".join(rows)
+    from ..metrics import described
+    return "\n".join(f"{name:<26}{text:<14}  {meaning}" if len(text) <= 14 else f"{name:<26}{text}\n{'':<42}{meaning}"
+                     for name, text, meaning in described(results))
 
 
 @cli.command(name="eval", epilog="""\b

@@ -24,14 +24,14 @@ from ..images import to_pil
 from .cache import cache_path, cached_features
 from .fid import FID_MIN_RELIABLE_N, fid_from_features, fid_from_stats, feature_stats, is_stats_file, load_stats, save_stats
 from .inception import FEATURE_DIM, load_network
-from .kid import kid_from_features
+from .kid import kid_from_features, kid_text
 from .nearest import CLOSE_RATIO, nearest_gallery, nearest_neighbours
 from .precision_recall import PR_NEIGHBOURS, precision_recall
 from .preprocess import to_network_input
 
 __all__ = ["METRICS", "FID_MIN_RELIABLE_N", "compute_features", "real_features", "subset_indices", "evaluate",
            "fid_from_features", "fid_from_stats", "feature_stats", "kid_from_features", "precision_recall",
-           "parse_metrics", "is_stats_file", "load_stats", "save_stats", "seconds_per_image", "features_cached", "METRIC_NAMES"]
+           "parse_metrics", "is_stats_file", "load_stats", "save_stats", "seconds_per_image", "features_cached", "METRIC_NAMES", "described"]
 
 METRICS = ("fid", "kid", "pr", "nn")
 # What `evaluate` returns, for people: key -> (name, one line on what it means).
@@ -103,6 +103,24 @@ def real_features(real, n: int | None = None, batch: int = FEATURE_BATCH, progre
     if not cache:
         return compute()
     return cached_features(real.content_hash(), real.res, real.channels, n, compute)
+
+
+def described(results: dict) -> list[tuple[str, str, str]]:
+    """`evaluate`'s results for people: (name, value, what it means) rows in METRIC_NAMES order, KID with its
+    spread or why it has none."""
+    order = [k for k in METRIC_NAMES if k in results] + [k for k in results if k not in METRIC_NAMES]
+    rows = []
+    for key in order:
+        value = results[key]
+        if key == "kid_std":
+            continue
+        name, meaning = METRIC_NAMES.get(key, (key, ""))
+        if key == "kid" and isinstance(value, (int, float)):
+            text = kid_text(value, results.get("kid_std"), 5)
+        else:
+            text = f"{value:.4f}" if isinstance(value, float) else f"{value:,}" if isinstance(value, int) else str(value)
+        rows.append((name, text, meaning))
+    return rows
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> tuple[str, ...]:

@@ -194,17 +194,7 @@ def summary(config: dict | None, records: list[dict], findings: list[Finding], e
 
 
 def evaluation_rows(evaluation: dict | None) -> list[tuple[str, str, str]]:
-    """eval.json's metrics as (name, value, what it means) rows, KID with its spread or why it has none."""
-    from ..metrics import METRIC_NAMES
-    from ..metrics.kid import kid_text
+    """eval.json's metrics as (name, value, what it means) rows."""
+    from ..metrics import described
     metrics = (evaluation or {}).get("metrics")
-    if not isinstance(metrics, dict):
-        return []
-    rows = []
-    for key, value in metrics.items():
-        if key == "kid_std":
-            continue
-        name, meaning = METRIC_NAMES.get(key, (key, ""))
-        text = kid_text(value, metrics.get("kid_std"), 5) if key == "kid" and number(value) is not None else html.fmt(value)
-        rows.append((name, text, meaning))
-    return rows
+    return described(metrics) if isinstance(metrics, dict) else []
