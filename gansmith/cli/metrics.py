@@ -177,7 +177,7 @@ def format_table(results: dict) -> str:
 
 @cli.command(name="eval", epilog="""\b
 Examples:
-  gansmith eval runs/shoes                       # 5,000 images: about 10 minutes on a 2-core CPU
+  gansmith eval runs/shoes                       # 5,000 images; prints how long it will take first
   gansmith eval runs/shoes -n 1000 --metrics fid,kid,pr,nn   # quicker; also writes nearest.png""")
 @click.argument("run", type=click.Path(path_type=Path))
 @click.option("--real", "real_spec", default=None, help="real data to compare with  [default: the run's own data]")
