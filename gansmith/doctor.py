@@ -32,6 +32,7 @@ COLLAPSE_GROWTH = 1.25
 D_WIN_ACC = 0.95          # D calls this fraction right ...
 # ... and its loss is below the loss spec's `saturated` level
 D_LOSING_INTERVALS = 4    # D scoring fakes above reals this many intervals in a row: G outruns D
+MIN_INTERVALS = 4         # most checks compare this many intervals: a shorter run cannot be judged
 STALL_CHANGE = 0.002      # fixed samples changing less than this (mean abs, [-1, 1] scale) per interval: stalled
 OSCILLATION_SWING = 0.3   # D's loss jumping by more than this (and half its level) between intervals: oscillation
 FID_PATIENCE = 3          # evaluations without a new best FID before suggesting to stop
@@ -237,11 +238,24 @@ class Doctor:
         self.distinct_step = state.get("distinct_step")
 
 
+def too_short_to_judge(records: list[dict]) -> str | None:
+    """Why the doctor cannot judge a run with so few logging intervals (None when it can): its checks compare
+    up to MIN_INTERVALS intervals, so silence about a shorter run means nothing."""
+    if len(records) >= MIN_INTERVALS:
+        return None
+    return (f"too short to judge: {len(records)} logging interval{'s' if len(records) != 1 else ''}, the doctor's "
+            f"checks need at least {MIN_INTERVALS} (train longer, or log more often with a smaller --log-every)")
+
+
 def summarize(records: list[dict]) -> dict:
     """What `gansmith doctor RUN` reports: the run's state, every event it logged, and a verdict."""
     events = [e for r in records for e in r.get("events", [])]
     last = records[-1] if records else {}
     problems = [e for e in events if e["severity"] in ("warning", "error")]
+    short = too_short_to_judge(records)
+    if problems:
+        verdict = f"{len(problems)} problem(s) found; the latest: {problems[-1]['message']}"
+    else:
+        verdict = short or "healthy: no problems found"
     return {"kimg": last.get("kimg", 0), "step": last.get("step", 0), "last": last, "events": events,
-            "verdict": "healthy: no problems found" if not problems else
-                       f"{len(problems)} problem(s) found; the latest: {problems[-1]['message']}"}
+            "verdict": verdict}

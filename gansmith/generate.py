@@ -85,6 +85,7 @@ def images_truncated(G, z: torch.Tensor, truncation: float = 1.0) -> torch.Tenso
     return G(z if truncation == 1 else z * truncation)
 
 
+
 @torch.no_grad()
 def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch.device = "cpu",
                         truncation: float = 1.0) -> np.ndarray:
@@ -162,15 +163,18 @@ def parse_keyframes(text: str) -> list:
     return keys
 
 
-def keyframe_latent(G, key) -> torch.Tensor:
-    """A walk's keyframe in the space the walk runs in: ws (1 x num_ws x w_dim) for StyleGAN, whose W is where
-    images change smoothly, else z (1 x z_dim). A seed stands for its latent (`seed_latents`); a path for a
-    latent saved by `gansmith project` (its noise maps are not used: the walk renders with G's fixed noise)."""
+def keyframe_latent(G, key, per_frame: int = 1) -> torch.Tensor:
+    """A walk's keyframe in the space the walk runs in: ws (per_frame x num_ws x w_dim) for StyleGAN, whose W is
+    where images change smoothly, else z (per_frame x z_dim). A seed s stands for `latents(per_frame, z_dim, s)`,
+    the batch of `gansmith sample -n per_frame --seed s`; a path for one latent saved by `gansmith project` (its
+    noise maps are not used: the walk renders with G's fixed noise)."""
     style = isinstance(G, StyleGenerator)
     device = next(G.parameters()).device
     if not isinstance(key, Path):
-        z = latents(1, G.z_dim, key).to(device)
+        z = latents(per_frame, G.z_dim, key).to(device)
         return G.mapping(z) if style else z
+    if per_frame > 1:
+        raise UserError(f"a grid of walks (--tiles) starts from seeds, not from a projected latent ({key})")
     saved = load_projection(key)
     if style != (saved["space"] in ("w", "w+")) or saved["latent"].shape[-1] != (G.w_dim if style else G.z_dim):
         raise UserError(f"{key} is a latent of another model ({saved['space']}, size {saved['latent'].shape[-1]})")
@@ -186,23 +190,24 @@ def load_projection(path: Path) -> dict:
 
 
 @torch.no_grad()
-def walk_latents(G, keys: list, frames_per_segment: int) -> torch.Tensor:
+def walk_latents(G, keys: list, frames_per_segment: int, per_frame: int = 1) -> torch.Tensor:
     """A looping walk through keyframes (seeds and projected latents; see `parse_keyframes`): frames_per_segment
-    latents from each keyframe towards the next, and from the last back to the first, so the frame after the last
-    is the first again. Spherical interpolation in z, linear in StyleGAN's W (ws)."""
+    frames from each keyframe towards the next, and from the last back to the first, so the frame after the last
+    is the first again. Spherical interpolation in z, linear in StyleGAN's W (ws). With per_frame > 1 each frame
+    is a batch (frame-major rows) and row r walks on its own."""
     if len(keys) < 2:
         raise UserError(f"a latent walk needs at least 2 keyframes, got {len(keys)}")
     if frames_per_segment < 1:
         raise UserError(f"the number of frames between keyframes must be at least 1, not {frames_per_segment}")
-    points = [keyframe_latent(G, key)[0] for key in keys]
+    points = [keyframe_latent(G, key, per_frame) for key in keys]
     mix = torch.lerp if isinstance(G, StyleGenerator) else slerp
-    return torch.stack([mix(points[i], points[(i + 1) % len(points)], k / frames_per_segment)
-                        for i in range(len(points)) for k in range(frames_per_segment)])
+    return torch.cat([torch.stack([mix(a, b, k / frames_per_segment) for a, b in zip(points[i], points[(i + 1) % len(points)])])
+                      for i in range(len(points)) for k in range(frames_per_segment)])
 
 
 @torch.no_grad()
-def walk_frames(G, keys: list, frames_per_segment: int, batch: int = 64) -> np.ndarray:
-    """The images of `walk_latents`, uint8 N x H x W x C."""
-    path = walk_latents(G, keys, frames_per_segment)
+def walk_frames(G, keys: list, frames_per_segment: int, per_frame: int = 1, batch: int = 64) -> np.ndarray:
+    """The images of `walk_latents`, uint8 N x H x W x C (frame-major)."""
+    path = walk_latents(G, keys, frames_per_segment, per_frame)
     render = (lambda ws: G.synthesis(ws, "const")) if isinstance(G, StyleGenerator) else G
     return np.concatenate([float_to_uint8(render(path[i:i + batch])) for i in range(0, len(path), batch)])

@@ -243,12 +243,16 @@ def test_summarize_verdicts():
     info = {"kind": "balance", "severity": "info", "message": "skipping D", "evidence": {"step": 4}, "remedy": ""}
     warn = {"kind": "d_winning", "severity": "warning", "message": "the discriminator is winning",
             "evidence": {"step": 8}, "remedy": "lower --d-lr"}
-    quiet = summarize([rec(4, events=[info]), rec(8)])
-    assert quiet["verdict"].startswith("healthy") and quiet["events"] == [info] and quiet["step"] == 8
+    quiet = summarize([rec(4, events=[info]), rec(8), rec(12), rec(16)])
+    assert quiet["verdict"].startswith("healthy") and quiet["events"] == [info] and quiet["step"] == 16
     bad = summarize([rec(4, events=[info]), rec(8, events=[warn])])
     assert bad["verdict"] == "1 problem(s) found; the latest: the discriminator is winning"
     assert bad["last"]["step"] == 8 and bad["kimg"] == pytest.approx(0.256)
-    assert summarize([])["verdict"].startswith("healthy") and summarize([])["step"] == 0
+    # Fewer intervals than the checks compare: silence means nothing, and the verdict says so.
+    short = summarize([rec(4, events=[info]), rec(8)])
+    assert short["verdict"].startswith("too short to judge: 2 logging intervals")
+    assert summarize([])["verdict"].startswith("too short to judge: 0 logging intervals")
+    assert summarize([])["step"] == 0
 
 
 # --- real short runs --------------------------------------------------------------------------------------

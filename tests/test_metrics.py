@@ -122,7 +122,7 @@ def test_kid_matches_the_direct_double_loop():
     expected = direct_mmd2(x, y)
     assert mmd2_unbiased(torch.tensor(x), torch.tensor(y)) == pytest.approx(expected, rel=1e-10)
     mean, std = kid_from_features(x, y)  # 6 <= subset size: one subset, the whole sets
-    assert mean == pytest.approx(expected, rel=1e-5) and std == 0
+    assert mean == pytest.approx(expected, rel=1e-5) and std is None  # one estimate: no spread
 
 
 def test_kid_is_unbiased_where_the_plain_mmd_is_not():
@@ -205,7 +205,12 @@ def test_gallery_rows_are_sample_then_neighbours():
     by_pixels = nearest_neighbours(samples, train, k=2)
     grid = nearest_gallery(samples, train, by_pixels, by_pixels, rows=2)
     tile = 64 + 2  # upscaled to 64 px, 2 px padding
-    assert grid.shape == (2 + 2 * tile, 2 + 7 * tile, 3)  # sample, blank, 2 nearest, blank, 2 nearest
+    header = grid.shape[0] - (2 + 2 * tile)
+    assert header > 0 and grid.shape[1:] == (2 + 7 * tile, 3)  # sample, blank, 2 nearest, blank, 2 nearest
+    for left, right in ((0, tile), (2 * tile, 4 * tile), (5 * tile, 7 * tile)):  # a label above each group
+        assert grid[:header, 2 + left:right].min() < 128
+    assert grid[:header, 2 + tile:2 * tile].min() == 255 and grid[:header, 2 + 4 * tile:5 * tile].min() == 255
+    grid = grid[header:]
     first_sample = grid[2:2 + 64:8, 2:2 + 64:8]            # undo the 8x nearest upscale
     first_neighbour = grid[2:2 + 64:8, 2 + 2 * tile:2 + 2 * tile + 64:8]
     np.testing.assert_array_equal(first_sample, first_neighbour)
@@ -318,8 +323,51 @@ def test_fid_command_json(run_cli, two_npz):
     assert "warning: FID on 4 images" in err
 
 
+def test_a_long_evaluation_is_announced_with_a_measured_estimate(capsys):
+    from gansmith.cli.metrics import ESTIMATE_ABOVE, say_estimate
+    say_estimate(ESTIMATE_ABOVE - 1, 2, torch.device("cpu"))
+    assert capsys.readouterr().err == ""  # a few seconds of work: no estimate
+    say_estimate(10000, 2, torch.device("cpu"))
+    err = capsys.readouterr().err
+    assert err.startswith("Inception features of 10,000 images: about ") and "s per image, measured now" in err
+
+
+@pytest.mark.slow
+def test_fid_command_takes_n_as_short_and_long_option(run_cli, two_npz):
+    for flag in ("-n", "--n"):
+        code, out, err = run_cli("fid", *two_npz, flag, "3", "--json", "--device", "cpu")
+        assert code == 0, err
+        assert json.loads(out)["n_a"] == json.loads(out)["n_b"] == 3
+
+
+@pytest.mark.slow
+def test_fid_saves_statistics_and_takes_them_on_either_side(run_cli, two_npz, tmp_path):
+    a, b = two_npz
+    stats = tmp_path / "a_stats.npz"
+    code, out, err = run_cli("fid", a, "--save-stats", stats)
+    assert code == 0, err
+    with np.load(stats) as f:  # what pytorch-fid reads: mu (2048,) and sigma (2048, 2048)
+        assert f["mu"].shape == (2048,) and f["sigma"].shape == (2048, 2048) and int(f["n"]) == 4
+    direct = json.loads(run_cli("fid", a, b, "--json")[1])
+    for args in ((stats, b), (b, stats)):
+        code, out, err = run_cli("fid", *args, "--json")
+        assert code == 0, err
+        result = json.loads(out)
+        assert result["fid"] == pytest.approx(direct["fid"], rel=1e-6)  # the same FID from the statistics
+        assert result["kid"] is None and result["kid_std"] is None  # KID needs the features, not mu and sigma
+    code, out, err = run_cli("fid", stats, b)
+    assert code == 0 and "KID  not available" in out
+    code, out, err = run_cli("fid", stats, stats, "--json")
+    assert code == 0 and abs(json.loads(out)["fid"]) < 1e-2  # equal statistics (up to eigenvalue round-off)
+    code, out, err = run_cli("fid", stats, "--save-stats", tmp_path / "again.npz")
+    assert code == 2 and "already holds statistics" in err
+    code, out, err = run_cli("fid", a)
+    assert code == 2 and "--save-stats" in err
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--n", "1"], "--n must be at least 2"),
+    (["--n", "1"], "-n must be at least 2"),
+    (["-n", "1"], "-n must be at least 2"),
     (["--batch", "0"], "--batch must be at least 1"),
 ])
 def test_fid_command_user_errors(run_cli, two_npz, args, message):
@@ -332,7 +380,9 @@ def test_eval_command_user_errors(run_cli, tmp_path):
     code, _, err = run_cli("eval", tmp_path, "--metrics", "fid,bogus")
     assert code == 2 and "unknown metric bogus" in err
     code, _, err = run_cli("eval", tmp_path, "--n", "1")
-    assert code == 2 and "--n must be at least 2" in err
+    assert code == 2 and "-n must be at least 2" in err
+    code, _, err = run_cli("eval", tmp_path, "-n", "1")
+    assert code == 2 and "-n must be at least 2" in err
     code, _, err = run_cli("eval", tmp_path / "nowhere")
     assert code == 2 and "is not a run folder" in err
 
@@ -349,10 +399,14 @@ def test_eval_command_writes_eval_json_and_gallery(run_cli, tmp_path):
     assert code == 0, err
     report = json.loads((run / "eval.json").read_text())
     assert report["n"] == 6 and report["checkpoint"] == "latest" and report["real"] == str(data)
-    for key in ("fid", "kid", "kid_std", "precision", "recall", "nn_feature_ratio_median", "nn_pixel_close_frac"):
+    for key in ("fid", "kid", "precision", "recall", "nn_feature_ratio_median", "nn_pixel_close_frac"):
         assert np.isfinite(report["metrics"][key]), key
+    assert report["metrics"]["kid_std"] is None  # 6 images: one KID subset, so no spread (not a spread of 0)
     assert report["metrics"]["n_real"] == 6 and (run / "nearest.png").exists()
-    assert "fid" in out and "eval.json" in out
+    # The table names the metrics for people and says what each means.
+    assert "FID" in out and "Fréchet Inception Distance" in out and "near-copies, features" in out
+    assert "no spread available" in out and "nn_feature_ratio_median" not in out and "eval.json" in out
+    assert "Inception features of generated images (6)" in err and "Inception features of real images (6)" in err
 
 
 @pytest.mark.parametrize("n_real, metrics, message", [(1, ("fid",), "at least 2 images"),

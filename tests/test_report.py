@@ -95,7 +95,7 @@ def write_grids(run: Path, steps) -> None:
 def full_run(tmp_path):
     """A run folder with everything the report can show, and hostile strings wherever a user's text can go."""
     run = tmp_path / "full"
-    write_config(run)
+    write_config(run, eval_n=1000)
     warning = {"kind": "d_wins", "severity": "warning", "message": EVIL, "evidence": {"loss_d": 0.01, "note": EVIL},
                "remedy": "lower --d-lr " + EVIL, "applied": True}
     info = {"kind": "balance", "severity": "info", "message": "skipping D updates", "evidence": {"step": 40},
@@ -156,8 +156,11 @@ def test_report_shows_every_part_of_a_run_self_contained(full_run):
     # Findings with their evidence and remedy; eval.json; the config.
     assert "d_wins" in text and "loss_d" in text and "lower --d-lr" in text and "skipping D updates" in text
     assert text.count("applied by --auto-fix") == 1 and "1 warning, 1 info" in text
-    assert "12.5" in text and "kid_std" in text
-    assert "<th>batch</th><td>64</td>" in text and "started 2026-01-01" in text
+    # eval.json's metrics under human names, each with what it means; KID with its spread
+    assert "12.5" in text and "0.01000 ± 0.00100" in text and "Fréchet Inception Distance" in text
+    assert "kid_std" not in text
+    assert "5.26 (n=1,000)" in text  # the FID card names how many images the FID is from (--eval-n 1000)
+    assert "<th>batch</th><td>64</td>" in text and "created 2026-01-01" in text
     # Every user-controlled string is escaped.
     assert EVIL not in text and html.escape(EVIL) in text
 
@@ -269,6 +272,19 @@ def test_interpolate_writes_a_looping_gif(trained_run, tmp_path, run_cli):
     assert np.array_equal(np.asarray(gif.convert("L")), expected)
 
 
+def test_interpolate_tiles_walk_between_the_sample_grids_of_the_seeds(trained_run, tmp_path, run_cli):
+    code, out, err = run_cli("interpolate", trained_run, "-o", tmp_path / "tiles.gif", "--seeds", "1,2",
+                             "--frames", "2", "--tiles", "2", "--size", "56")
+    assert code == 0, err
+    gif = Image.open(tmp_path / "tiles.gif")
+    assert gif.n_frames == 4 and "2 x 2 walks" in out
+    G, _ = load_generator(trained_run)
+    for frame, seed in ((0, 1), (2, 2)):  # each seed's frame is the grid `gansmith sample -n 4 --seed S` makes
+        gif.seek(frame)
+        expected = make_grid(generate_images(G, 4, seed=seed), nrow=2)[..., 0]
+        assert np.array_equal(np.asarray(gif.convert("L")), expected)
+
+
 def test_interpolate_writes_an_mp4(trained_run, tmp_path, run_cli):
     imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg", reason="MP4 needs imageio-ffmpeg (the export extra)")
     code, out, err = run_cli("interpolate", trained_run, "-o", tmp_path / "walk.mp4", "--frames", "3")
@@ -309,6 +325,36 @@ def test_export_onnx_reproduces_the_generator(trained_run, tmp_path, run_cli):
     session = ort.InferenceSession(str(tmp_path / "G.onnx"), providers=["CPUExecutionProvider"])
     with torch.no_grad():
         np.testing.assert_allclose(session.run(None, {"z": z.numpy()})[0], G(z).numpy(), atol=1e-4)
+
+
+def test_an_exported_file_says_how_to_reproduce_gansmith_sample(trained_run, tmp_path, run_cli):
+    code, out, err = run_cli("export", trained_run, "-o", tmp_path / "G.pt")
+    assert code == 0, err
+    extra = {"gansmith.json": ""}
+    exported = torch.jit.load(str(tmp_path / "G.pt"), _extra_files=extra)
+    usage = json.loads(extra["gansmith.json"])
+    assert usage["gansmith.z_dim"] == "16"
+    assert "torch.randn(N, 16, generator=torch.Generator().manual_seed(S))" in usage["gansmith.seed"]
+    assert "round((clamp(x, -1, 1) + 1) * 127.5)" in usage["gansmith.pixels"] and "seed:" in out
+    # Follow the stored recipe as a user would, without gansmith: the images of `gansmith sample --seed 3`.
+    z = torch.randn(5, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        x = exported(z)
+    pixels = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    G, _ = load_generator(trained_run)
+    expected = generate_images(G, 5, seed=3)
+    assert np.abs(pixels.astype(int) - expected).max() <= 1  # traced vs eager: float round-off may flip a .5
+
+
+def test_onnx_export_carries_the_recipe_in_its_metadata(trained_run, tmp_path, run_cli):
+    onnx = pytest.importorskip("onnx", reason="ONNX export needs the export extra")
+    pytest.importorskip("onnxscript", reason="ONNX export needs the export extra")
+    pytest.importorskip("onnxruntime", reason="ONNX export needs the export extra")
+    code, out, err = run_cli("export", trained_run, "-o", tmp_path / "G.onnx")
+    assert code == 0, err
+    props = {p.key: p.value for p in onnx.load(str(tmp_path / "G.onnx")).metadata_props}
+    assert props["gansmith.z_dim"] == "16" and "manual_seed(S)" in props["gansmith.seed"]
+    assert "127.5" in props["gansmith.pixels"] and "N x 1 x 28 x 28" in props["gansmith.output"]
 
 
 def test_export_without_onnx_packages_says_what_to_install(trained_run, tmp_path, run_cli, monkeypatch):

@@ -1,10 +1,11 @@
 """The `gansmith` command: a thin layer over the Python API.
 
-Each concern keeps its commands in its own module here; this file only assembles them and turns
-`UserError` into one line on stderr and exit code 2.
+Each concern keeps its commands in its own module here; this file only lists them (imported when used) and
+turns `UserError` into one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import importlib
 import sys
 import warnings
 
@@ -14,15 +15,46 @@ from ..errors import UserError
 from .. import __version__
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# Each command's module and its one-line summary. `gansmith --help` lists the summaries without importing any
+# command, and `gansmith CMD` imports only CMD's module: PyTorch takes seconds to import, --help should not wait.
+COMMANDS = {
+    "train": ("train", "Train a GAN on a folder of images (or a .zip, .npz, IDX file)."),
+    "sample": ("train", "Generate new images from a trained run."),
+    "demo": ("runs", "Train a few minutes on the built-in Fashion-MNIST and show where the results are."),
+    "doctor": ("runs", "Say in plain language how a run is doing, and what to do about it."),
+    "report": ("report", "Write RUN/report.html: samples, curves, findings and config on one page."),
+    "eval": ("metrics", "Measure a trained run: FID, KID, precision/recall, memorization."),
+    "fid": ("metrics", "FID and KID between two image sets; saves or reads FID statistics (.npz)."),
+    "sweep": ("train", "Short trials over a grid of options, ranked by KID; prints the winner's command."),
+    "interpolate": ("export", "A looping walk through a run's latent space (GIF/MP4, or a grid of tiles)."),
+    "export": ("export", "Export a run's generator as ONNX or TorchScript."),
+    "mix": ("latent", "The style-mixing grid of a StyleGAN run (coarse styles from rows, fine from columns)."),
+    "project": ("latent", "Find the latent whose image reproduces your photo (to morph between your photos)."),
+    "style": ("style", "Repaint a photo in the style of a painting (neural style transfer)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command is asked for."""
+
+    def list_commands(self, ctx):
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name in COMMANDS and name not in self.commands:
+            importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")  # its @cli.command() registers it
+        return self.commands.get(name)
+
+    def format_commands(self, ctx, formatter):
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, summary) for name, (_, summary) in COMMANDS.items()])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+             epilog="Run `gansmith COMMAND --help` for a command's options and examples. Start with: gansmith demo")
 @click.version_option(__version__, prog_name="gansmith")
 def cli():
     """gansmith: train GANs on your own images, repaint photos, and measure the results."""
-
-
-def _register_commands():
-    """Each module adds its commands to `cli` when imported (imported here, late, to keep --help fast)."""
-    from . import export, latent, metrics, report, style, train  # noqa: F401
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -31,7 +63,6 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 
 def main(argv=None):
-    _register_commands()
     warnings.showwarning = show_warning
     try:
         return cli.main(args=argv, prog_name="gansmith", standalone_mode=False)

@@ -12,7 +12,10 @@ from ..images import make_grid, to_pil, upscale_nearest
 from . import cli
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  gansmith mix runs/emoji -o mixing.png
+  gansmith mix runs/emoji --rows 1,2,3 --cols 10-13 --crossover 4 --trunc 0.7 -o mixing.png""")
 @click.argument("run")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the grid PNG")
 @click.option("--rows", default="1,2,3", show_default=True, help="seeds whose coarse styles (pose, shape) each row takes")
@@ -22,11 +25,7 @@ from . import cli
 @click.option("--size", type=int, default=128, show_default=True, help="nearest-neighbour zoom of each image to about this many pixels")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
 def mix(run, output, rows, cols, crossover, trunc, size, checkpoint):
-    """The style-mixing grid of a StyleGAN RUN: each cell has its row's coarse styles and its column's fine ones.
-
-    \b
-    Example: gansmith mix runs/emoji --rows 1,2,3 --cols 10-13 -o mixing.png
-    """
+    """The style-mixing grid of a StyleGAN RUN: each cell has its row's coarse styles and its column's fine ones."""
     from ..generate import load_generator, parse_seeds, style_mixing_grid
     G, _ = load_generator(run, which=checkpoint)
     if size < 1:
@@ -38,7 +37,11 @@ def mix(run, output, rows, cols, crossover, trunc, size, checkpoint):
     click.echo(f"wrote {output}")
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  gansmith project runs/emoji me.png -o me/
+  gansmith project runs/emoji me.png -o me/ --space w+ --steps 500      # closer, less editable
+  gansmith interpolate runs/emoji --seeds me/latent.npz,you/latent.npz -o morph.gif""")
 @click.argument("run")
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("-o", "--outdir", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -53,11 +56,7 @@ def project(run, photo, outdir, space, steps, seed, checkpoint):
     """Find the latent whose image in RUN reproduces PHOTO (a perceptual VGG19 loss plus a pixel loss).
 
     The latent goes to OUTDIR/latent.npz; `gansmith interpolate RUN --seeds a.npz,b.npz` then morphs between
-    two of your photos.
-
-    \b
-    Example: gansmith project runs/emoji me.png -o me/ --steps 300
-    """
+    two of your photos."""
     from ..data.decode import fit_image, read_image
     from ..generate import load_generator
     from ..models.stylegan import StyleGenerator

@@ -8,7 +8,10 @@ import click
 from . import cli
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  gansmith report runs/shoes          # then open runs/shoes/report.html in a browser
+Training refreshes the report by itself (at most once a minute) unless --no-report.""")
 @click.argument("run", type=click.Path(path_type=Path))
 def report(run):
     """Write RUN/report.html: one self-contained page with the run's samples, curves, findings and config."""

@@ -1,4 +1,4 @@
-"""`gansmith train`, `gansmith sample`, `gansmith demo`."""
+"""`gansmith train`, `gansmith sample`, `gansmith sweep`."""
 from __future__ import annotations
 
 import sys
@@ -12,6 +12,7 @@ from ..images import make_grid, to_pil, zoom
 from ..models.spec import DEFAULTED
 from ..training.config import FIELDS, TrainConfig, default_help, flag, upgrade_saved
 from . import cli
+from .runs import show_outputs
 
 
 class RegistryChoice(click.Choice):
@@ -79,19 +80,37 @@ def config_from_options(data: str, out: str, resume: bool, options: dict) -> Tra
     return TrainConfig.from_dict(base)
 
 
-@cli.command()
+def default_out(data: str) -> str:
+    """runs/<the data's name>: runs/photos for photos/, runs/fashion-mnist for builtin:fashion-mnist."""
+    first = data.split(",")[0].rstrip("/\\")
+    name = first.split(":", 1)[1] if first.startswith("builtin:") else Path(first).name
+    for suffix in (".gz", ".zip", ".npz"):
+        name = name.removesuffix(suffix)
+    return str(Path("runs") / (name or Path.cwd().name))
+
+
+@cli.command(epilog="""\b
+Examples:
+  gansmith train photos/ --minutes 30                  # into runs/photos
+  gansmith train photos/ --out runs/photos --resume    # continue where it stopped
+  gansmith train builtin:fashion-mnist --kimg 100 --augment translation,cutout""")
 @click.argument("data")
-@click.option("--out", "-o", required=True, help="run folder (created if missing)")
+@click.option("--out", "-o", default=None, help="run folder (created if missing) [default: runs/<name of DATA>]")
 @click.option("--resume", is_flag=True, help="continue the run in --out where it stopped")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar (nor its plain lines when not on a terminal)")
 @train_options
 def train(data, out, resume, quiet, **options):
-    """Train a GAN on DATA: a folder of images, a .zip, an .npz (array x), an IDX .gz file, or builtin:fashion-mnist."""
+    """Train a GAN on DATA: a folder of images, a .zip, an .npz (array x), an IDX .gz file, or builtin:fashion-mnist.
+
+    On a terminal a progress bar shows the run against its budget (--kimg or --minutes) with the ETA, kimg and
+    losses; when the output goes to a file or a pipe, one plain line per --log-every interval instead."""
     from ..training import train as run_training
+    out = out or default_out(data)
     result = run_training(config_from_options(data, out, resume, options), resume=resume, progress=not quiet)
     if result.interrupted:
         click.echo(f"stopped early; continue with: gansmith train {data} --out {out} --resume", err=True)
         sys.exit(130)
+    show_outputs(result.run)
 
 
 @cli.command()
@@ -122,69 +141,15 @@ def sample(run, n, output, outdir, seed, checkpoint, no_ema, upscale):
         click.echo(f"wrote {n} images to {outdir}")
 
 
-@cli.command()
-@click.option("--out", "-o", default="runs/demo", show_default=True, help="run folder (a new one if it exists)")
-@click.option("--minutes", type=float, default=4.0, show_default=True, help="training time")
-@click.option("--quiet", is_flag=True, help="no progress bar")
-def demo(out, minutes, quiet):
-    """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""
-    from ..training import train as run_training
-    out = unused_folder(Path(out))
-    click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
-    result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
-                          progress=not quiet)
-    click.echo(f"report:      {out / 'report.html'}  (open it in a browser)")
-    click.echo(f"samples:     {out / 'samples' / 'latest.png'}")
-    click.echo(f"checkpoints: {out / 'checkpoints'}")
-    click.echo(f"metrics:     {out / 'metrics.jsonl'}  (tensorboard --logdir {out / 'events'})")
-    click.echo(f"more images: gansmith sample {out} -n 64 -o grid.png")
-    if result.interrupted:
-        sys.exit(130)
-
-
-def unused_folder(path: Path) -> Path:
-    candidate, i = path, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        i += 1
-        candidate = path.with_name(f"{path.name}-{i}")
-    return candidate
-
-
-@cli.command()
-@click.argument("run", type=click.Path())
-@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
-def doctor(run, as_json):
-    """Say in plain language how a finished or running RUN is doing, and what to do about it."""
-    import json
-    from ..doctor import summarize
-    from ..training.run import RunFolder
-    folder = RunFolder(run)
-    if not folder.metrics_file.is_file():
-        raise UserError(f"{run} has no metrics.jsonl (is it a gansmith run folder that has trained a while?)")
-    summary = summarize(folder.read_metrics())
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    last = summary["last"]
-    click.echo(f"{run}: {summary['kimg']:g} kimg, step {summary['step']}")
-    if last:
-        click.echo(f"  latest: D loss {last['loss_d']:.3f}, G loss {last['loss_g']:.3f}, "
-                   f"D(real) {last['d_real']:.2f}, D(fake) {last['d_fake']:.2f}"
-                   + (f", FID {last['fid']:.2f}" if "fid" in last else ""))
-    for e in summary["events"]:
-        step = e.get("evidence", {}).get("step", "?")
-        click.echo(f"  [{e['severity']}] step {step}: {e['message']}")
-        if e.get("remedy"):
-            click.echo(f"      remedy: {e['remedy']}" + ("  (applied by --auto-fix)" if e.get("applied") else ""))
-    click.echo(summary["verdict"])
-
-
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  gansmith sweep photos/ --grid "g_lr=1e-4,2e-4 loss=ns,hinge" --minutes-each 3
+  gansmith sweep photos/ --grid "r1=0,0.1 mbstd=false,true" --out runs/sweep-r1   # run again to resume""")
 @click.argument("data")
 @click.option("--grid", required=True, help='options and values to try, e.g. "g_lr=1e-4,2e-4 d_lr=1e-4,4e-4 loss=ns,hinge"')
-@click.option("--minutes-each", type=float, default=3.0, show_default=True, help="training time per trial")
-@click.option("--out", "-o", default="runs/sweep", show_default=True, help="folder for the trials and sweep.json")
-@click.option("--eval-n", type=int, default=500, show_default=True, help="images per trial for KID")
+@click.option("--minutes-each", type=float, default=3.0, help="training time per trial  [default: 3]")
+@click.option("--out", "-o", default="runs/sweep", help="folder for the trials and sweep.json  [default: runs/sweep]")
+@click.option("--eval-n", type=int, default=500, help="images per trial for KID  [default: 500]")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 @train_options(exclude=("--eval-n", "--eval-every"))  # trials are evaluated once, at the end
 def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
@@ -197,6 +162,7 @@ def sweep(data, grid, minutes_each, out, eval_n, quiet, **options):
     click.echo(f"{'rank':>4}  {'KID':>10}  {'± std':>8}  {'FID':>8}  options")
     for rank, t in enumerate(results, 1):
         params = " ".join(f"{k}={v}" for k, v in t["params"].items())
-        click.echo(f"{rank:>4}  {t['kid']:>10.5f}  {t['kid_std']:>8.5f}  {t['fid']:>8.2f}  {params}")
+        std = "—" if t["kid_std"] is None else f"{t['kid_std']:.5f}"  # one subset: no spread
+        click.echo(f"{rank:>4}  {t['kid']:>10.5f}  {std:>8}  {t['fid']:>8.2f}  {params}")
     click.echo(f"results: {Path(out) / 'sweep.json'}")
     click.echo(f"winner:  {results[0]['command']}")

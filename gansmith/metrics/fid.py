@@ -10,9 +10,14 @@ comes from an n_a x n_b matrix instead (`_fid_few_samples`), which is much faste
 """
 from __future__ import annotations
 
+import io
 import warnings
+from pathlib import Path
 
 import numpy as np
+
+from ..errors import UserError
+from ..fileio import atomic_write_bytes
 
 FID_MIN_RELIABLE_N = 2000
 
@@ -66,3 +71,37 @@ def _fid_few_samples(feats_a: np.ndarray, feats_b: np.ndarray) -> float:
     trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt(dof_a * dof_b)
     traces = np.square(a).sum() / dof_a + np.square(b).sum() / dof_b
     return float(np.square(mu_a - mu_b).sum() + traces - 2 * trace_sqrt)
+
+
+def is_stats_file(path: str | Path) -> bool:
+    """Whether `path` is an .npz of precomputed statistics (arrays mu and sigma, as pytorch-fid writes them)
+    rather than images (an .npz with an array x)."""
+    if Path(path).suffix.lower() != ".npz" or not Path(path).is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {"mu", "sigma"} <= set(f.files)
+    except (OSError, ValueError):
+        return False
+
+
+def load_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(mu, sigma, n) from a statistics .npz (n is None when the file does not say, as pytorch-fid's files)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            mu, sigma = np.asarray(f["mu"], np.float64), np.asarray(f["sigma"], np.float64)
+            n = int(f["n"]) if "n" in f.files else None
+    except (OSError, ValueError, KeyError) as e:
+        raise UserError(f"cannot read FID statistics from {path} ({type(e).__name__}: {e})") from None
+    if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
+        raise UserError(f"{path}: mu must be a vector and sigma a square matrix of its size, not {mu.shape} and "
+                        f"{sigma.shape}")
+    return mu, sigma, n
+
+
+def save_stats(path: str | Path, feats: np.ndarray) -> None:
+    """The mean and covariance of N x D features as an .npz with mu, sigma (pytorch-fid's format) and n."""
+    mu, sigma = feature_stats(feats)
+    buf = io.BytesIO()
+    np.savez(buf, mu=mu, sigma=sigma, n=np.int64(len(feats)))
+    atomic_write_bytes(path, buf.getvalue())

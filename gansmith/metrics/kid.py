@@ -7,7 +7,8 @@ averaged over random subsets of m = min(subset_size, n_a, n_b) vectors from each
 
 Leaving out the diagonal makes each subset's estimate unbiased, so KID is ~0 for equal distributions at any n
 (it can be slightly negative). The spread over subsets is reported as the standard deviation; when both sets
-have at most `subset_size` vectors every subset is the whole set, so it is computed once and the std is 0.
+have at most `subset_size` vectors every subset is the whole set, so it is computed once and there is no spread
+(the std is None, not 0: one estimate is not exact).
 """
 from __future__ import annotations
 
@@ -38,16 +39,24 @@ def mmd2_unbiased(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def kid_from_features(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = KID_SUBSETS,
-                      subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float]:
-    """KID between two N x D feature sets: (mean, std) of the unbiased MMD^2 over random subsets."""
+                      subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> tuple[float, float | None]:
+    """KID between two N x D feature sets: (mean, std) of the unbiased MMD^2 over random subsets; std is None
+    when both sets fit in one subset (a single estimate has no spread to report)."""
     m = min(subset_size, len(feats_a), len(feats_b))
     if m < 2:
         raise ValueError(f"KID needs at least 2 feature vectors per set, got {len(feats_a)} and {len(feats_b)}")
     a = torch.as_tensor(np.asarray(feats_a, dtype=np.float32))
     b = torch.as_tensor(np.asarray(feats_b, dtype=np.float32))
     if m == len(a) == len(b):
-        subsets = 1
+        return mmd2_unbiased(a, b), None
     rng = np.random.default_rng(seed)
     values = [mmd2_unbiased(a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)])
               for _ in range(subsets)]
     return float(np.mean(values)), float(np.std(values))
+
+
+def kid_text(kid: float, kid_std: float | None, digits: int = 6) -> str:
+    """'0.012345 ± 0.000678', or the mean and why there is no spread."""
+    if kid_std is None:
+        return f"{kid:.{digits}f} (no spread available: one estimate from all images, fewer than a subset)"
+    return f"{kid:.{digits}f} ± {kid_std:.{digits}f}"

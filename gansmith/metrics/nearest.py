@@ -77,12 +77,37 @@ def _tiles_for_row(sample: np.ndarray, train: np.ndarray, groups: list[np.ndarra
 def nearest_gallery(samples: np.ndarray, train: np.ndarray, by_features: Neighbours,
                     by_pixels: Neighbours | None = None, rows: int = GALLERY_ROWS) -> np.ndarray:
     """One uint8 image: a row per sample, `sample | k nearest by features | k nearest by pixels`, groups
-    separated by a blank tile. Shows the samples with the smallest feature-space ratio (most copy-like) first."""
+    separated by a blank tile, under a header naming the columns. Shows the samples with the smallest
+    feature-space ratio (most copy-like) first."""
     order = np.argsort(by_features.ratio)[:rows]
     tiles = []
     for i in order:
         groups = [by_features.index[i]] + ([by_pixels.index[i]] if by_pixels is not None else [])
         tiles += _tiles_for_row(samples[i], train, groups)
     per_row = len(tiles) // len(order)
-    size = max(samples.shape[1], GALLERY_MIN_SIZE)
-    return make_grid(upscale_nearest(np.stack(tiles), size), nrow=per_row)
+    tiles = upscale_nearest(np.stack(tiles), max(samples.shape[1], GALLERY_MIN_SIZE))
+    grid = make_grid(tiles, nrow=per_row)
+    k = by_features.index.shape[1]
+    labels = [("sample", 1), ("nearest by features", k)]
+    if by_pixels is not None:
+        labels.append(("nearest by pixels", by_pixels.index.shape[1]))
+    return np.concatenate([column_header(grid.shape[1], grid.shape[2], tiles.shape[2], labels), grid])
+
+
+def column_header(width: int, channels: int, tile: int, labels: list[tuple[str, int]], pad: int = 2) -> np.ndarray:
+    """A white strip with each label above its group of tiles (groups separated by one blank tile, as in
+    `_tiles_for_row`)."""
+    from PIL import Image, ImageDraw, ImageFont
+    font = ImageFont.load_default(max(10, tile // 5))
+    height = int(font.size * 1.8)
+    strip = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(strip)
+    column = 0
+    for text, span in labels:
+        left, right = pad + column * (tile + pad), pad + (column + span) * (tile + pad) - pad
+        while len(text) > 3 and draw.textlength(text, font=font) > right - left:
+            text = text[:-4] + "…"  # shorten to fit its columns
+        draw.text(((left + right) / 2, height / 2), text, fill=0, font=font, anchor="mm")
+        column += span + 1
+    header = np.asarray(strip)[..., None]
+    return np.repeat(header, channels, axis=2)

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from .. import __version__
+from ..doctor import too_short_to_judge
 from ..errors import UserError
 from ..fileio import atomic_write_text
+from ..text import duration
 from . import html
 from .html import Finding, Picture, Report
 from .plots import data_uri, number, quality_charts, training_charts
@@ -64,7 +66,9 @@ def build_report(run: RunFolder) -> Report:
                     generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"), version=__version__, config=config,
                     charts=training_charts(records), quality=quality_charts(records),
                     findings=findings[-MAX_FINDINGS:], findings_dropped=max(0, len(findings) - MAX_FINDINGS),
+                    too_short=too_short_to_judge(records),
                     evaluation=read_json(run.path / "eval.json"))
+    report.evaluation_rows = evaluation_rows(report.evaluation)
     report.latest, report.timeline = sample_grids(run.samples, records, train_option(config, "batch"), report.notes)
     report.nearest = embed(run.path / "nearest.png", "nearest training images", GALLERY_SIDE, report.notes)
     report.model_pictures = model_pictures(run.samples, report.notes)
@@ -151,25 +155,23 @@ def collect_findings(records: list[dict]) -> list[Finding]:
     return findings
 
 
-def duration(seconds: float) -> str:
-    minutes, s = divmod(int(seconds), 60)
-    h, m = divmod(minutes, 60)
-    return f"{h} h {m:02d} min" if h else (f"{m} min {s:02d} s" if m else f"{s} s")
-
-
 def pair(record: dict, a: str, b: str, digits: int) -> str | None:
     x, y = number(record.get(a)), number(record.get(b))
     return None if x is None or y is None else f"{x:.{digits}f} / {y:.{digits}f}"
 
 
 def header_details(run: RunFolder, config: dict | None) -> list[str]:
-    """The run's path, data and start time, as far as known."""
+    """The run's path, data, creation time and resumes, as far as known."""
     details = [str(run.path.resolve())]
     data = (config or {}).get("data")
     if isinstance(data, dict) and "source" in data:
         details.append(f"{data['source']}: {data.get('n', '?')} images, {data.get('res', '?')} px")
     if config and config.get("created"):
-        details.append(f"started {config['created']}")
+        details.append(f"created {config['created']}")
+    resumed = (config or {}).get("resumed")
+    if isinstance(resumed, list) and resumed:
+        details.append(f"resumed {resumed[-1]}" if len(resumed) == 1 else
+                       f"resumed {len(resumed)} times, last {resumed[-1]}")
     return details
 
 
@@ -187,11 +189,19 @@ def summary(config: dict | None, records: list[dict], findings: list[Finding], e
     for label, a, b, digits in (("loss G / D", "loss_g", "loss_d", 3), ("D(real) / D(fake)", "d_real", "d_fake", 2)):
         if (text := pair(last, a, b, digits)) is not None:
             items.append((label, text))
-    fid = next((r["fid"] for r in reversed(records) if number(r.get("fid")) is not None), None)
+    fid, n = next(((r["fid"], train_option(config, "eval_n")) for r in reversed(records)
+                   if number(r.get("fid")) is not None), (None, None))
     if fid is None and evaluation and isinstance(evaluation.get("metrics"), dict):
-        fid = evaluation["metrics"].get("fid")
+        fid, n = evaluation["metrics"].get("fid"), evaluation["metrics"].get("n_fake", evaluation.get("n"))
     if number(fid) is not None:
-        items.append(("FID", f"{fid:.2f}"))
+        items.append(("FID", f"{fid:.2f}" + (f" (n={n:,})" if isinstance(n, int) else "")))
     if findings:
         items.append(("findings", html.tally(findings)))
     return items
+
+
+def evaluation_rows(evaluation: dict | None) -> list[tuple[str, str, str]]:
+    """eval.json's metrics as (name, value, what it means) rows."""
+    from ..metrics import described
+    metrics = (evaluation or {}).get("metrics")
+    return described(metrics) if isinstance(metrics, dict) else []

@@ -48,7 +48,9 @@ class Report:
     quality: list[tuple[str, str]] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     findings_dropped: int = 0
+    too_short: str | None = None  # why the doctor cannot judge the run yet
     evaluation: dict | None = None
+    evaluation_rows: list[tuple[str, str, str]] = field(default_factory=list)  # (name, value, meaning)
     nearest: Picture | None = None
     model_pictures: list[Picture] = field(default_factory=list)   # e.g. StyleGAN's truncation and style mixing
     config: dict | None = None
@@ -116,9 +118,11 @@ def evidence_text(evidence) -> str:
     return esc(fmt(evidence)) if evidence not in (None, "", [], {}) else ""
 
 
-def findings_section(findings: list[Finding], dropped: int) -> str:
+def findings_section(findings: list[Finding], dropped: int, too_short: str | None) -> str:
     if not findings:
-        return section("findings", "Findings", hint("No findings: the run doctor and the balance policy reported nothing."))
+        text = (f"No findings yet, and the run is {too_short}." if too_short else
+                "No findings: the run doctor and the balance policy reported nothing.")
+        return section("findings", "Findings", hint(text))
     rows = "".join(finding_row(f) for f in findings)
     more = hint(f"{dropped} earlier findings are not shown.") if dropped else ""
     table = ('<table class="findings"><thead><tr><th>kimg</th><th>severity</th><th>finding</th><th>evidence</th>'
@@ -155,13 +159,18 @@ def curves_section(charts: list[tuple[str, str]]) -> str:
     return section("curves", "Training curves", body)
 
 
-def quality_section(charts: list[tuple[str, str]], evaluation: dict | None) -> str:
+def metrics_table(rows: list[tuple[str, str, str]]) -> str:
+    body = "".join(f'<tr><th>{esc(name)}</th><td>{esc(value)}</td><td class="meaning">{esc(meaning)}</td></tr>'
+                   for name, value, meaning in rows)
+    return f'<table class="kv metrics">{body}</table>'
+
+
+def quality_section(charts: list[tuple[str, str]], evaluation: dict | None, rows: list[tuple[str, str, str]]) -> str:
     parts = [chart_grid(charts)] if charts else [hint("No FID/KID over training: this run did not evaluate while training.")]
     if evaluation:
-        metrics = evaluation.get("metrics") if isinstance(evaluation.get("metrics"), dict) else None
         details = {k: v for k, v in evaluation.items() if k != "metrics"}
         parts.append("<h3>Last <code>gansmith eval</code> (eval.json)</h3>"
-                     + (kv_table(metrics) if metrics else "") + kv_table(details))
+                     + (metrics_table(rows) if rows else "") + kv_table(details))
     else:
         parts.append(hint("No eval.json: measure the run with `gansmith eval RUN`."))
     return section("quality", "Quality", "".join(parts))
@@ -195,8 +204,9 @@ def render(r: Report) -> str:
         ("samples", "Samples"), ("findings", "Findings"), ("curves", "Curves"), ("quality", "Quality"),
         ("memorization", "Memorization"), ("config", "Configuration")))
     body = "".join([
-        samples_section(r.latest, r.timeline, r.model_pictures), findings_section(r.findings, r.findings_dropped), curves_section(r.charts),
-        quality_section(r.quality, r.evaluation), memorization_section(r.nearest), config_section(r.config),
+        samples_section(r.latest, r.timeline, r.model_pictures), findings_section(r.findings, r.findings_dropped, r.too_short),
+        curves_section(r.charts), quality_section(r.quality, r.evaluation, r.evaluation_rows), memorization_section(r.nearest),
+        config_section(r.config),
     ])
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -258,6 +268,7 @@ table { border-collapse: collapse; font-size: 14px; }
           overflow-wrap: anywhere; }
 .kv td { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 13px; overflow-wrap: anywhere; padding: 3px 0; }
 .kv tr + tr { border-top: 1px solid #f3f4f6; }
+.metrics th { width: 28%; } .metrics td.meaning { font-family: inherit; color: var(--muted); padding-left: 12px; }
 .tables { display: grid; grid-template-columns: repeat(auto-fit, minmax(340px, 1fr)); gap: 8px 28px; align-items: start; }
 .findings { width: 100%; }
 .findings th { text-align: left; color: var(--muted); font-weight: 500; border-bottom: 1px solid var(--line); padding: 6px 8px; }

@@ -54,9 +54,9 @@ class TrainConfig:
     data: str = option("builtin:fashion-mnist", "the training images", cli=False)
     out: str = option("runs/gansmith", "the run folder", cli=False)
     # images
-    res: int | None = option(None, "image size in pixels (default: from the data, at most 64)",
+    res: int | None = option(None, "image size in pixels [default: from the data, at most 64]",
                              choices=lambda: SUPPORTED_RES)
-    channels: int | None = option(None, "1 (grayscale) or 3 (colour) (default: from the data)", choices=lambda: (1, 3))
+    channels: int | None = option(None, "1 (grayscale) or 3 (colour) [default: from the data]", choices=lambda: (1, 3))
     fit: str = option("crop", "make non-square images square by center crop or white padding",
                       choices=lambda: ("crop", "pad"))
     # networks
@@ -66,7 +66,7 @@ class TrainConfig:
     z_dim: int = option(128, "size of the latent vector", between(1, 4096, "between 1 and 4096"))
     width: int | None = option(None, "channel width of the networks (the number of scales follows --res)",
                                between(1, 1024, "between 1 and 1024"))
-    d_width: int | None = option(None, "channel width of D alone (default: --width; smaller: a weaker D)",
+    d_width: int | None = option(None, "channel width of D alone; smaller: a weaker D [default: --width]",
                                  between(1, 1024, "between 1 and 1024"))
     depth: int | None = option(None, "dcgan: extra 3x3 convolutions at every hidden scale of G and D, 0 = classic",
                                between(0, 8, "between 0 and 8 extra layers per scale"))
@@ -112,7 +112,7 @@ class TrainConfig:
                                  (lambda v: 0 <= v < 0.5, "in [0, 0.5)"))
     instance_noise: float = option(0.0, "std of noise added to D's inputs, annealed to 0 over the run",
                                    (lambda v: 0 <= v <= 10, "between 0 and 10"))
-    augment: str = option("", "DiffAugment for small data: any of translation,cutout,color (or joined by +)")
+    augment: str = option("", "DiffAugment for small data: any of translation,cutout,color (or joined by +) [default: none]")
     # balance between G and D
     d_steps: int = option(1, "D updates per G update", between(1, 100, "between 1 and 100"))
     balance: bool = option(False, "adaptive balance: skip D while it wins, extra D steps while it is weak")
@@ -120,8 +120,8 @@ class TrainConfig:
                             "augmentation ...)")
     # duration: whichever comes first; kimg counts across resumes, minutes only this invocation
     kimg: float | None = option(None, "train until this many thousand images have been shown, counted across resumes "
-                                f"({DEFAULT_KIMG} if neither this nor --minutes is given)", positive())
-    minutes: float | None = option(None, "wall-clock budget of this invocation", positive())
+                                f"[default: {DEFAULT_KIMG} if --minutes is not given]", positive())
+    minutes: float | None = option(None, "wall-clock budget of this invocation [default: none, --kimg ends the run]", positive())
     # bookkeeping, in thousands of images shown
     log_every: float = option(1.0, "write metrics every this many kimg", positive("a positive number of kimg"))
     sample_every: float = option(5.0, "write a sample grid every this many kimg", positive("a positive number of kimg"))
@@ -129,13 +129,13 @@ class TrainConfig:
                                      positive("a positive number of kimg"))
     keep: int = option(5, "number of periodic checkpoints to keep", (lambda v: v >= 1, "at least 1"))
     report: bool = option(True, "refresh RUN/report.html while training (at most once a minute)")
-    eval_every: float | None = option(None, "compute FID/KID every this many kimg and keep checkpoints/best.pt",
+    eval_every: float | None = option(None, "compute FID/KID every this many kimg and keep checkpoints/best.pt [default: off]",
                                       positive("a positive number of kimg"))
     eval_n: int = option(1000, "images per evaluation during training", (lambda v: v >= 10, "at least 10 images"))
     seed: int = option(0, "random seed (same seed, same run)", (lambda v: 0 <= v < 2**63, "a non-negative integer"))
     device: str = option("auto", "auto, cpu, cuda[:N] or mps")
     amp: bool | None = option(None, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with "
-                              "AVX512-BF16 (default: on for CPUs with AVX512-BF16, where it was measured faster)")
+                              "AVX512-BF16 [default: on for CPUs with AVX512-BF16, where it was measured faster; else off]")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

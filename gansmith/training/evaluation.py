@@ -25,8 +25,10 @@ def evaluate_generator(G, data, n: int, device="cpu") -> dict:
 def evaluate_during_training(trainer, data, run: RunFolder) -> dict:
     """FID/KID of the generator `gansmith eval` would load now; keeps checkpoints/best.pt by FID (DCGAN often
     gets worse late). Returns the numbers for the next log record."""
+    from ..metrics.kid import kid_text
     result = evaluate_generator(trainer.evaluation_generator(), data, trainer.cfg.eval_n, trainer.device)
-    log(f"step {trainer.step}: FID {result['fid']:.2f}, KID {result['kid']:.4f} ± {result['kid_std']:.4f}")
+    log(f"step {trainer.step}: FID {result['fid']:.2f} (n={result['n_fake']}), "
+        f"KID {kid_text(result['kid'], result['kid_std'], 4)}")
     if trainer.doctor.note_fid(result["fid"]):
         save_checkpoint(run.checkpoints / "best.pt", trainer.state_dict())
     return {k: result[k] for k in ("fid", "kid", "kid_std")}

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
-
 from ..data import load_images
 from ..doctor import sample_diversity
 from ..errors import UserError
@@ -24,6 +22,7 @@ from .checkpoint import (list_step_checkpoints, load_latest_valid, prune_checkpo
 from .config import TrainConfig, resolve, shape_differences, validate
 from .distributed import Dist
 from .evaluation import evaluate_during_training
+from .progress import Progress, budget_fraction, startup_summary
 from .run import ReadOnlyRun, RunFolder, crossed, log
 from .signals import GracefulStop
 from .trainer import N_FIXED_SAMPLES, STAT_NAMES, Trainer
@@ -108,66 +107,76 @@ def find_resume_point(run: RunFolder, resume: bool):
 
 
 def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -> bool:
-    """Train until the duration is reached or a stop signal arrives; return True if interrupted."""
+    """Train until the duration is reached or a stop signal arrives; return True if interrupted. The last,
+    partial interval is logged too, so even a short run leaves metrics for the doctor and the report."""
     cfg = t.cfg
     target = int(cfg.kimg * 1000) if cfg.kimg is not None else None
-    deadline = time.monotonic() + cfg.minutes * 60 if cfg.minutes is not None else None
+    if t.ranks.main:
+        for line in startup_summary(cfg, batches.data, run.path, t.images_seen):
+            log(line)
+    console = Progress(cfg, t.images_seen, progress)
+    start = console.start  # the --minutes budget counts from here
     sums, n_sums = torch.zeros(len(STAT_NAMES), device=t.device), 0
-    interval_start, interval_images = time.monotonic(), 0
-    last_report = time.monotonic()
+    interval_start, interval_images = start, 0
+    last_report = start
     pending_eval: dict = {}
-    bar = tqdm(total=target, initial=t.images_seen if target else 0, unit="img", unit_scale=True,
-               dynamic_ncols=True, disable=not progress, desc="training")
     rollback_to = lambda: t.ranks.broadcast(load_latest_valid(run.checkpoints) if t.ranks.main else None)  # noqa: E731
     interrupted = False
-    with GracefulStop() as stop, bar:
-        while True:
-            if target is not None and t.images_seen >= target:
-                break
-            time_up = deadline is not None and time.monotonic() >= deadline
-            if t.ranks.any(stop.requested or time_up, t.device):  # all ranks stop at the same step
-                interrupted = t.ranks.any(stop.requested, t.device)
-                break
-            tick, before = time.monotonic(), t.images_seen
-            t.progress = max(t.images_seen / target if target else 0.0,
-                             1 - (deadline - tick) / (cfg.minutes * 60) if deadline is not None else 0.0)
-            stats = t.train_step(batches)
-            t.observe(dict(zip(STAT_NAMES, stats.tolist())), rollback_to)
-            if t.images_seen <= before:  # rolled back: start the interval afresh
-                run.truncate_metrics(t.step)  # the steps after the checkpoint will be logged again
-                run.write_adjustments(t.adjustments.state_dict())
-                sums.zero_()
-                n_sums, interval_start, interval_images = 0, time.monotonic(), 0
-                bar.reset(total=target)
-                bar.update(t.images_seen if target else 0)
-                continue
-            t.seconds += time.monotonic() - tick
-            sums += stats
-            n_sums += 1
-            interval_images += t.images_seen - before
-            bar.update(t.images_seen - before)
 
-            if cfg.eval_every and crossed(before, t.images_seen, cfg.eval_every) and t.ranks.main:
-                pending_eval = evaluate_during_training(t, batches.data, run)
-            if crossed(before, t.images_seen, cfg.log_every):
-                now = time.monotonic()
-                record = log_record(t, sums / n_sums, interval_images / max(now - interval_start, 1e-9), pending_eval)
-                pending_eval = {}
-                write_record(t, run, tb, record)
-                bar.set_postfix(loss_d=f"{record['loss_d']:.3f}", loss_g=f"{record['loss_g']:.3f}",
-                                d_real=f"{record['d_real']:.2f}", d_fake=f"{record['d_fake']:.2f}")
-                sums.zero_()
-                n_sums, interval_start, interval_images = 0, now, 0
-            if crossed(before, t.images_seen, cfg.sample_every):
-                images = float_to_uint8(t.fixed_samples())
-                run.save_sample_grid(images, t.step)
-                save_pictures(t, run)
-                tb.add_images("samples", images[:16], t.step, dataformats="NHWC")
-                if cfg.report and t.ranks.main and time.monotonic() - last_report >= REPORT_MIN_SECONDS:
-                    refresh_report(run.path)
-                    last_report = time.monotonic()
-            if crossed(before, t.images_seen, cfg.checkpoint_every):
-                save(t, run)
+    def log_interval():
+        nonlocal pending_eval, n_sums, interval_start, interval_images
+        now = time.monotonic()
+        record = log_record(t, sums / n_sums, interval_images / max(now - interval_start, 1e-9), pending_eval)
+        pending_eval = {}
+        write_record(t, run, tb, record)
+        console.interval(record, t.images_seen)
+        sums.zero_()
+        n_sums, interval_start, interval_images = 0, now, 0
+
+    with GracefulStop() as stop:
+        try:
+            while True:
+                if target is not None and t.images_seen >= target:
+                    break
+                time_up = cfg.minutes is not None and time.monotonic() - start >= cfg.minutes * 60
+                if t.ranks.any(stop.requested or time_up, t.device):  # all ranks stop at the same step
+                    interrupted = t.ranks.any(stop.requested, t.device)
+                    break
+                tick, before = time.monotonic(), t.images_seen
+                t.progress = budget_fraction(cfg, t.images_seen, tick - start)
+                stats = t.train_step(batches)
+                t.observe(dict(zip(STAT_NAMES, stats.tolist())), rollback_to)
+                if t.images_seen <= before:  # rolled back: start the interval afresh
+                    run.truncate_metrics(t.step)  # the steps after the checkpoint will be logged again
+                    run.write_adjustments(t.adjustments.state_dict())
+                    sums.zero_()
+                    n_sums, interval_start, interval_images = 0, time.monotonic(), 0
+                    console.update(t.images_seen)
+                    continue
+                t.seconds += time.monotonic() - tick
+                sums += stats
+                n_sums += 1
+                interval_images += t.images_seen - before
+                console.update(t.images_seen)
+
+                if cfg.eval_every and crossed(before, t.images_seen, cfg.eval_every) and t.ranks.main:
+                    pending_eval = evaluate_during_training(t, batches.data, run)
+                if crossed(before, t.images_seen, cfg.log_every):
+                    log_interval()
+                if crossed(before, t.images_seen, cfg.sample_every):
+                    images = float_to_uint8(t.fixed_samples())
+                    run.save_sample_grid(images, t.step)
+                    save_pictures(t, run)
+                    tb.add_images("samples", images[:16], t.step, dataformats="NHWC")
+                    if cfg.report and t.ranks.main and time.monotonic() - last_report >= REPORT_MIN_SECONDS:
+                        refresh_report(run.path)
+                        last_report = time.monotonic()
+                if crossed(before, t.images_seen, cfg.checkpoint_every):
+                    save(t, run)
+            if n_sums:
+                log_interval()
+        finally:
+            console.close()
     return interrupted
 
 
