@@ -7,8 +7,6 @@ import click
 import numpy as np
 
 from ..errors import UserError
-from ..fileio import atomic_save_image, atomic_write_json
-from ..images import make_grid, to_pil, upscale_nearest
 from . import cli
 
 
@@ -26,7 +24,9 @@ Examples:
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
 def mix(run, output, rows, cols, crossover, trunc, size, checkpoint):
     """The style-mixing grid of a StyleGAN RUN: each cell has its row's coarse styles and its column's fine ones."""
+    from ..fileio import atomic_save_image
     from ..generate import load_generator, parse_seeds, style_mixing_grid
+    from ..images import to_pil
     G, _ = load_generator(run, which=checkpoint)
     if size < 1:
         raise UserError(f"--size must be at least 1, not {size}")
@@ -58,6 +58,8 @@ def project(run, photo, outdir, space, steps, seed, checkpoint):
     The latent goes to OUTDIR/latent.npz; `gansmith interpolate RUN --seeds a.npz,b.npz` then morphs between
     two of your photos."""
     from ..data.decode import fit_image, read_image
+    from ..fileio import atomic_save_image, atomic_write_json
+    from ..images import make_grid, to_pil, upscale_nearest
     from ..generate import load_generator
     from ..models.stylegan import StyleGenerator
     from ..project import project as run_projection
