@@ -94,7 +94,7 @@ def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch
                            for i in range(0, len(z), batch)])
 
 
-def parse_seeds(text: str) -> list[int]:
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """"0-3,7" -> [0, 1, 2, 3, 7]: comma-separated seeds and inclusive ranges, in the order given."""
     seeds = []
     for part in text.split(","):
@@ -102,7 +102,7 @@ def parse_seeds(text: str) -> list[int]:
         try:
             first, last = int(lo), int(hi if sep else lo)
         except ValueError:
-            raise UserError(f"seeds must be whole numbers or ranges like 0-35, separated by commas, not {text!r}") \
+            raise UserError(f"{option} must be whole numbers or ranges like 0-35, separated by commas, not {text!r}") \
                 from None
         if first > last:
             raise UserError(f"the seed range {part.strip()!r} runs backwards")
@@ -196,7 +196,7 @@ def walk_latents(G, keys: list, frames_per_segment: int, per_frame: int = 1) -> 
     is the first again. Spherical interpolation in z, linear in StyleGAN's W (ws). With per_frame > 1 each frame
     is a batch (frame-major rows) and row r walks on its own."""
     if len(keys) < 2:
-        raise UserError(f"a latent walk needs at least 2 keyframes, got {len(keys)}")
+        raise UserError(f"a latent walk needs at least 2 seeds (or projected latents), got {len(keys)}")
     if frames_per_segment < 1:
         raise UserError(f"the number of frames between keyframes must be at least 1, not {frames_per_segment}")
     points = [keyframe_latent(G, key, per_frame) for key in keys]

@@ -16,12 +16,12 @@ Examples:
   gansmith mix runs/emoji --rows 1,2,3 --cols 10-13 --crossover 4 --trunc 0.7 -o mixing.png""")
 @click.argument("run")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="the grid PNG")
-@click.option("--rows", default="1,2,3", show_default=True, help="seeds whose coarse styles (pose, shape) each row takes")
-@click.option("--cols", default="10,11,12,13", show_default=True, help="seeds whose fine styles (colour, texture) each column takes")
-@click.option("--crossover", type=int, default=None, help="the first ws layer taken from the column seed [default: half the layers]")
-@click.option("--trunc", type=float, default=1.0, show_default=True, help="truncation psi towards the average w")
-@click.option("--size", type=int, default=128, show_default=True, help="nearest-neighbour zoom of each image to about this many pixels")
-@click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
+@click.option("--rows", default="1,2,3", help="seeds whose coarse styles (pose, shape) each row takes  [default: 1,2,3]")
+@click.option("--cols", default="10-13", help="seeds whose fine styles (colour, texture) each column takes  [default: 10-13]")
+@click.option("--crossover", type=int, default=None, help="the first ws layer taken from the column seed  [default: half the layers]")
+@click.option("--trunc", type=float, default=1.0, help="truncation psi towards the average w  [default: 1.0]")
+@click.option("--size", type=int, default=128, help="nearest-neighbour zoom of each image to about this many pixels  [default: 128]")
+@click.option("--checkpoint", default="latest", help="latest, best, or a checkpoint path  [default: latest]")
 def mix(run, output, rows, cols, crossover, trunc, size, checkpoint):
     """The style-mixing grid of a StyleGAN RUN: each cell has its row's coarse styles and its column's fine ones."""
     from ..fileio import atomic_save_image
@@ -30,7 +30,7 @@ def mix(run, output, rows, cols, crossover, trunc, size, checkpoint):
     G, _ = load_generator(run, which=checkpoint)
     if size < 1:
         raise UserError(f"--size must be at least 1, not {size}")
-    grid = style_mixing_grid(G, parse_seeds(rows), parse_seeds(cols),
+    grid = style_mixing_grid(G, parse_seeds(rows, "--rows"), parse_seeds(cols, "--cols"),
                              crossover if crossover is not None else getattr(G, "num_ws", 2) // 2, trunc)
     zoom = max(1, size // G.res)
     atomic_save_image(output, to_pil(grid.repeat(zoom, axis=0).repeat(zoom, axis=1)))
@@ -49,9 +49,9 @@ Examples:
 @click.option("--space", type=click.Choice(["w", "w+", "z"]), default=None,
               help="latent space: w or w+ for StyleGAN (w+: closer, less editable), z for other models "
                    "[default: w for StyleGAN, else z]")
-@click.option("--steps", type=int, default=300, show_default=True, help="optimization steps")
-@click.option("--seed", type=int, default=0, show_default=True, help="the same seed gives the same projection")
-@click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
+@click.option("--steps", type=int, default=300, help="optimization steps  [default: 300]")
+@click.option("--seed", type=int, default=0, help="the same seed gives the same projection  [default: 0]")
+@click.option("--checkpoint", default="latest", help="latest, best, or a checkpoint path  [default: latest]")
 def project(run, photo, outdir, space, steps, seed, checkpoint):
     """Find the latent whose image in RUN reproduces PHOTO (a perceptual VGG19 loss plus a pixel loss).
 
