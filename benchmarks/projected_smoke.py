@@ -1,6 +1,6 @@
 """A first look at the projected discriminator in the real training loop, before the trainer offers it.
 
-    python benchmarks/projected_smoke.py --kimg 10 --out DIR [--backbone-res 64] [--n 5000] [--work DIR]
+    python benchmarks/projected_smoke.py --kimg 10 --out DIR [--backbone-res 64] [--augment POLICY] [--n 5000] [--work DIR]
 
 Trains the trainer's defaults on the built-in Fashion-MNIST twice for the same number of images, once with its
 DCGAN discriminator and once with `ProjectedDiscriminator` (swapped in by replacing the loop's D builder, which is
@@ -26,14 +26,14 @@ from gansmith.models.projected import ProjectedDiscriminator  # noqa: E402
 from gansmith.training import TrainConfig, loop, train  # noqa: E402
 
 
-def train_with(out: Path, kimg: float, projected_res: int | None) -> None:
+def train_with(out: Path, kimg: float, projected_res: int | None, augment: str) -> None:
     """Train the defaults (with the projected D when projected_res is given); a finished run folder is reused."""
     default_builder = loop.build_discriminator
     if projected_res:
         loop.build_discriminator = lambda cfg: ProjectedDiscriminator(cfg.res, cfg.channels, backbone_res=projected_res,
                                                                       seed=cfg.seed)
     try:
-        train(TrainConfig(data="builtin:fashion-mnist", out=str(out), kimg=kimg, report=False),
+        train(TrainConfig(data="builtin:fashion-mnist", out=str(out), kimg=kimg, augment=augment, report=False),
               resume=(out / "checkpoints").is_dir(), progress=True)
     finally:
         loop.build_discriminator = default_builder
@@ -49,12 +49,13 @@ def main() -> None:
     parser.add_argument("--kimg", type=float, default=10)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--backbone-res", type=int, default=64)
+    parser.add_argument("--augment", default="", help="DiffAugment policy for both runs, e.g. translation,color,cutout")
     parser.add_argument("--n", type=int, default=5000, help="generated images scored per run")
     parser.add_argument("--work", type=Path, help="where the classifier is cached (see fashion_classifier.py)")
     args = parser.parse_args()
     print(machine())
     for name, res in (("dcgan-d", None), (f"projected-d-{args.backbone_res}", args.backbone_res)):
-        train_with(args.out / name, args.kimg, res)
+        train_with(args.out / name, args.kimg, res, args.augment)
         line = json.loads((args.out / name / "metrics.jsonl").read_text().splitlines()[-1])
         print(f"{name}: {line['kimg']} kimg, {line['seconds']:.0f} s of training (wall), "
               f"classifier FD {score(args.out / name, args.n, args.work):.3f} ({args.n} images)", flush=True)
