@@ -108,6 +108,13 @@ def test_state_dict_from_another_seed_is_refused():
         small_d(seed=4).load_state_dict(small_d(seed=3).state_dict())
 
 
+def test_state_dict_from_another_backbone_is_refused():
+    state = small_d().state_dict()
+    state["backbone_sha256"] = torch.zeros(32, dtype=torch.uint8)
+    with pytest.raises(UserError, match="different feature network"):
+        small_d().load_state_dict(state)
+
+
 def test_r1_gradients_reach_the_input_through_the_frozen_backbone():
     D = small_d(norm="none")
     x = (torch.rand(2, 1, 28, 28) * 2 - 1).requires_grad_(True)
