@@ -162,7 +162,8 @@ def main() -> None:
             images = load_images(args.generated, res=28, channels=1, max_images=args.n, progress=False).numpy()
         result = fashion_fd(images, args.work)
     except UserError as e:
-        sys.exit(f"error: {e}")
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(f"classifier test accuracy {result['accuracy']:.4f}; Fréchet distance {result['fd']:.3f} "
           f"({result['n']} images vs {result['n_real']} real test images)")
 

@@ -40,7 +40,7 @@ from gansmith.training.step import StepOptions, adam, discriminator_phase, gener
 
 WARMUP, MIN_ROUNDS = 1, 3
 SETTINGS = ((28, 1, 16), (64, 3, 8))  # res, channels, batch
-# (backbone_res, stages, channels_last); backbone_res None = the images' own size (skipped when it repeats a row)
+# (backbone_res, stages, channels_last); backbone_res None = the images' own size (a repeated row is skipped)
 VARIANTS = ((None, 4, True), (64, 4, True), (128, 4, True), (224, 4, True), (64, 3, True), (64, 2, True),
             (64, 4, False))
 
@@ -113,11 +113,14 @@ def table(rounds: int, budget_s: float) -> list[str]:
             "| CPU-time ratio | timed pairs | peak RSS rise MB (DCGAN D) | (projected) | memory ratio |",
             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for res, channels, batch in SETTINGS:
+        seen = set()
         for backbone_res, stages, channels_last in VARIANTS:
-            if backbone_res == res:
+            backbone_res = backbone_res or res
+            if (backbone_res, stages, channels_last) in seen:
                 continue
+            seen.add((backbone_res, stages, channels_last))
             r = measure_in_child(res, channels, batch, backbone_res, stages, channels_last, rounds, budget_s)
-            rows.append(f"| {res} | {channels} | {batch} | {backbone_res or res} | {stages} | "
+            rows.append(f"| {res} | {channels} | {batch} | {backbone_res} | {stages} | "
                         f"{'channels-last' if channels_last else 'NCHW'} | {r['proj_params']:,} "
                         f"(DCGAN {r['base_params']:,}) | {r['base_s']:.4f} | {r['proj_s']:.4f} | "
                         f"**{r['proj_s'] / r['base_s']:.1f}x** | {r['rounds']} | {r['base_mem']:.0f} | {r['proj_mem']:.0f} | "
@@ -132,6 +135,7 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60, help="seconds of projected steps per variant, roughly")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "projected_cost.md")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # as the children measure (and so the header names it)
     started = datetime.datetime.now(datetime.timezone.utc)
     rows = table(args.rounds, args.budget)
     header = ["# Projected discriminator: cost per training step vs the DCGAN discriminator", "",

@@ -1,18 +1,18 @@
-"""A first look at the projected discriminator in the real training loop, before the trainer offers it.
+"""A first look at the projected discriminator in the real training loop, at the same number of images shown.
 
-    python benchmarks/projected_smoke.py --kimg 10 --out DIR [--backbone-res 64] [--n 5000]
+    python benchmarks/projected_smoke.py --kimg 10 --out DIR [--augment POLICY] [--n 5000] [--work DIR]
 
 Trains the trainer's defaults on the built-in Fashion-MNIST twice for the same number of images, once with its
-DCGAN discriminator and once with `ProjectedDiscriminator` (swapped in by replacing the loop's D builder, which is
-all that registering it will change), then scores both generators (EMA weights) with the Fashion-MNIST classifier's
-Fréchet distance (benchmarks/fashion_classifier.py), which an ImageNet-feature D cannot game. Prints training CPU
-seconds, images/s and the distances; sample grids are in DIR/*/samples/latest.png.
+DCGAN discriminator and once with `--d-arch projected`, then scores both generators (EMA weights) with the Fashion-MNIST classifier's
+Fréchet distance (benchmarks/fashion_classifier.py), which an ImageNet-feature D cannot game. Prints the distances
+and the training wall time (the cost per step is projected_cost.py's job); sample grids are in
+DIR/*/samples/latest.png. A run folder that exists is resumed (a finished one is only scored).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -21,42 +21,34 @@ from common import machine  # noqa: E402
 from fashion_classifier import fashion_fd  # noqa: E402
 
 from gansmith.generate import generate_images, load_generator  # noqa: E402
-from gansmith.models.projected import ProjectedDiscriminator  # noqa: E402
-from gansmith.training import TrainConfig, loop, train  # noqa: E402
+from gansmith.training import TrainConfig, train  # noqa: E402
 
 
-def run(out: Path, kimg: float, projected_res: int | None) -> dict:
-    """Train (the projected D when projected_res is given) and return CPU seconds and the classifier distance."""
-    default_builder = loop.build_discriminator
-    if projected_res:
-        loop.build_discriminator = lambda cfg: ProjectedDiscriminator(cfg.res, cfg.channels, backbone_res=projected_res,
-                                                                      seed=cfg.seed)
-    try:
-        start = time.process_time()
-        train(TrainConfig(data="builtin:fashion-mnist", out=str(out), kimg=kimg, report=False), progress=True)
-        cpu_s = time.process_time() - start
-    finally:
-        loop.build_discriminator = default_builder
-    return {"cpu_s": cpu_s, "out": out}
+def train_with(out: Path, kimg: float, d_arch: str, augment: str) -> None:
+    """Train the defaults with the given discriminator; a finished run folder is reused."""
+    train(TrainConfig(data="builtin:fashion-mnist", out=str(out), kimg=kimg, augment=augment, report=False,
+                      d_arch=d_arch), resume=(out / "checkpoints").is_dir(), progress=True)
 
 
-def score(out: Path, n: int) -> float:
+def score(out: Path, n: int, work: Path | None) -> float:
     G, _ = load_generator(out)
-    return fashion_fd(generate_images(G, n), progress=False)["fd"]
+    return fashion_fd(generate_images(G, n), work, progress=False)["fd"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kimg", type=float, default=10)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--backbone-res", type=int, default=64)
+    parser.add_argument("--augment", default="", help="DiffAugment policy for both runs, e.g. translation,color,cutout")
     parser.add_argument("--n", type=int, default=5000, help="generated images scored per run")
+    parser.add_argument("--work", type=Path, help="where the classifier is cached (see fashion_classifier.py)")
     args = parser.parse_args()
     print(machine())
-    for name, res in (("dcgan-d", None), (f"projected-d-{args.backbone_res}", args.backbone_res)):
-        r = run(args.out / name, args.kimg, res)
-        print(f"{name}: {args.kimg} kimg in {r['cpu_s']:.0f} CPU s ({args.kimg * 1000 / r['cpu_s']:.0f} img per CPU s), "
-              f"classifier FD {score(r['out'], args.n):.3f} ({args.n} images)", flush=True)
+    for name, d_arch in (("dcgan-d", "auto"), ("projected-d-64", "projected")):
+        train_with(args.out / name, args.kimg, d_arch, args.augment)
+        line = json.loads((args.out / name / "metrics.jsonl").read_text().splitlines()[-1])
+        print(f"{name}: {line['kimg']} kimg, {line['seconds']:.0f} s of training (wall), "
+              f"classifier FD {score(args.out / name, args.n, args.work):.3f} ({args.n} images)", flush=True)
 
 
 if __name__ == "__main__":
