@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -10,8 +11,10 @@ import torch
 from .errors import UserError
 from .images import float_to_uint8
 from .models import build_generator
-from .training.checkpoint import load_checkpoint, load_latest_valid
+from .system import available_memory
+from .training.checkpoint import load_latest_valid, load_usable
 from .training.config import TrainConfig
+from .training.run import RunFolder
 from .training.ema import standing_statistics
 
 
@@ -19,11 +22,12 @@ def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tup
     """Resolve a run folder (+ latest/best) or a checkpoint file to (path, loaded checkpoint)."""
     path = Path(run_or_checkpoint)
     if path.is_file():
-        return path, load_checkpoint(path)
+        return path, load_usable(path)
     if not path.is_dir():
         raise UserError(f"{path} is neither a run folder nor a checkpoint file")
+    run = RunFolder(path)
     if which == "latest":
-        found = load_latest_valid(path / "checkpoints")
+        found = load_latest_valid(run.checkpoints, like=run.saved_config())
         if found is None:
             raise UserError(f"{path} has no usable checkpoint (is it a gansmith run folder?)")
         return found
@@ -31,7 +35,7 @@ def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tup
         best = path / "checkpoints" / "best.pt"
         if not best.is_file():
             raise UserError(f"{path} has no best.pt yet (it is written when training evaluates with --eval-every)")
-        return best, load_checkpoint(best)
+        return best, load_usable(best, like=run.saved_config())
     return find_checkpoint(which)
 
 
@@ -56,12 +60,45 @@ def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
+def latent_batches(n: int, z_dim: int, seed: int, batch: int = 64) -> Iterator[torch.Tensor]:
+    """The rows of latents(n, z_dim, seed), about `batch` at a time, so memory stays flat for any n.
+
+    They equal the single draw because torch's CPU normal sampler transforms values in blocks of 16 and redraws
+    the last 16 values of a draw that does not end on a block: every batch but the last is a whole number of
+    blocks (a multiple of 16 rows), and the last holds at least 16 values (else it joins the one before)."""
+    rows = -(-batch // 16) * 16
+    generator = torch.Generator().manual_seed(seed)
+    start = 0
+    while start < n:
+        take = min(rows, n - start)
+        if 0 < (n - start - take) * z_dim < 16:
+            take = n - start
+        yield torch.randn(take, z_dim, generator=generator)
+        start += take
+
+
+def check_memory(n: int, res: int, channels: int, what: str = "images") -> None:
+    """Refuse to hold n uint8 images in memory when they would not fit (say so before trying)."""
+    needed, available = n * res * res * channels, available_memory()
+    if available is not None and needed > available // 2:
+        raise UserError(f"{n} {what} of {res} x {res} x {channels} need {needed / 2**30:.1f} GiB of memory, "
+                        f"{available / 2**30:.1f} GiB is available: ask for fewer")
+
+
 @torch.no_grad()
-def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
-    """n images as uint8 N x H x W x C."""
+def image_batches(G, n: int, seed: int = 0, batch: int = 64,
+                  device: str | torch.device = "cpu") -> Iterator[np.ndarray]:
+    """generate_images(G, n, seed) as uint8 N x H x W x C batches, one at a time, for any n."""
     if n < 1:
         raise UserError(f"the number of images must be at least 1, not {n}")
-    return images_from_latents(G, latents(n, G.z_dim, seed), batch, device)
+    for z in latent_batches(n, G.z_dim, seed, batch):
+        yield float_to_uint8(G(z.to(device)))
+
+
+def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+    """n images as uint8 N x H x W x C."""
+    check_memory(n, G.res, G.channels)
+    return np.concatenate(list(image_batches(G, n, seed, batch, device)))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -95,4 +132,5 @@ def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch
 def interpolation_frames(G, seeds: list[int], frames_per_segment: int, batch: int = 64,
                          device: str | torch.device = "cpu") -> np.ndarray:
     """The images of `interpolation_latents`: len(seeds) * frames_per_segment uint8 N x H x W x C frames."""
+    check_memory(len(seeds) * frames_per_segment, G.res, G.channels, "frames")
     return images_from_latents(G, interpolation_latents(G.z_dim, seeds, frames_per_segment), batch, device)

@@ -121,7 +121,14 @@ def test_existing_run_needs_resume(trained_run, tiny_npz, run_cli):
 
 def test_resume_with_a_different_model_shape_names_the_keys(trained_run, tiny_npz, run_cli):
     code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--width", "16", "--z-dim", "8")
-    assert_one_line_error(code, err, "width: 8 != 16", "z_dim: 16 != 8")
+    assert_one_line_error(code, err, "trained with --z-dim 16, --width 8, not --z-dim 8, --width 16")
+
+
+def test_resume_with_another_arch_says_what_the_run_was_trained_with(trained_run, tiny_npz, run_cli):
+    """Not "--arch msg does not use --depth": the run's saved options are not the user's to drop."""
+    code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--arch", "msg")
+    assert_one_line_error(code, err, "trained with --arch dcgan, not --arch msg")
+    assert "does not use" not in err
 
 
 class Payload:

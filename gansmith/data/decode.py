@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from ..errors import UserError
 from ..images import to_pil
 
 # Formats Pillow may try. Anything else (EPS runs Ghostscript, for one) is "not an image".
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# The largest image any command opens: Pillow's decompression-bomb threshold, enforced as an error (not a warning).
+# Commands also refuse to write larger images, which they could not read back.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 FITS = ("crop", "pad")
 WHITE = 255
 
@@ -66,6 +72,22 @@ def decode_image(data: bytes, draft_size: int | None = None) -> tuple[Image.Imag
     if 0 in img.size:
         raise Undecodable("empty image")
     return img, shorter_side
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """One image file the user names -> a loaded "L" or "RGB" image, under the policy every command shares (the
+    formats, the decompression-bomb limit, EXIF orientation); anything unreadable is a one-line UserError."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
+    try:
+        with bomb_warnings_as_errors():
+            return decode_image(data)[0]
+    except Undecodable as e:
+        raise UserError(f"cannot read image {path}: {e.reason}") from None
 
 
 def _reason_for(e: Exception) -> str:

@@ -25,6 +25,7 @@ from .augment import parse_policy
 from .lr import LR_DECAYS
 
 DEFAULT_KIMG = 200  # the duration when neither --kimg nor --minutes is given
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes 64 bits; every command's --seed is in 0..MAX_SEED
 # Options that fix the shape of the networks: a checkpoint only fits a config that agrees on these.
 MODEL_SHAPE_KEYS = ("arch", "res", "channels", "z_dim", "width", "d_width", "g_norm", "d_norm", "sn", "mbstd", "pack",
                     "depth")
@@ -123,7 +124,7 @@ class TrainConfig:
     eval_every: float | None = option(None, "compute FID/KID every this many kimg and keep checkpoints/best.pt",
                                       positive("a positive number of kimg"))
     eval_n: int = option(1000, "images per evaluation during training", (lambda v: v >= 10, "at least 10 images"))
-    seed: int = option(0, "random seed (same seed, same run)", (lambda v: 0 <= v < 2**63, "a non-negative integer"))
+    seed: int = option(0, "random seed (same seed, same run)", between(0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}"))
     device: str = option("auto", "auto, cpu, cuda[:N] or mps")
     amp: bool | None = option(None, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with "
                               "AVX512-BF16 (default: on for CPUs with AVX512-BF16, where it was measured faster)")
@@ -151,8 +152,26 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The Python types each annotation admits (a bool is not a number here, though Python says it is an int).
+KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every value of the type its field declares: what a config read from a file needs before any other check."""
+    for name, f in FIELDS.items():
+        value, kinds = getattr(cfg, name), f.type.split("|")
+        if value is None and "None" in f.type:
+            continue
+        kind = kinds[0].strip()
+        if not isinstance(value, KINDS[kind]) or (isinstance(value, bool) and kind != "bool"):
+            raise UserError(f"{flag(name)} must be {'an' if kind == 'int' else 'a'} {kind}, not {value!r}")
+
+
 def validate(cfg: TrainConfig) -> None:
-    """Raise UserError naming the first bad option value: each field's own check, then the combinations."""
+    """Raise UserError naming the first bad option value: its type, each field's own check, then the combinations."""
+    check_types(cfg)
+    if not cfg.out.strip():
+        raise UserError("--out must name a folder, not an empty string")
     check_image_options(cfg.res, cfg.channels, cfg.fit)
     for name, f in FIELDS.items():
         value = getattr(cfg, name)
@@ -274,6 +293,21 @@ def upgrade_saved(saved: dict) -> dict:
     c["depth"] = c["depth"] or 0
     c["standing_stats"] = bool(c["standing_stats"])
     return c
+
+
+def check_saved(saved) -> TrainConfig:
+    """A resolved config read from a file (a checkpoint's), checked by the rules the CLI applies to options: a file
+    that passes its checksum may still come from elsewhere. Raises UserError naming what is wrong."""
+    if not isinstance(saved, dict):
+        raise UserError(f"its config is not a set of options but {type(saved).__name__}")
+    try:
+        cfg = TrainConfig.from_saved(saved)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"its config cannot be read ({e})") from None
+    validate(cfg)
+    if cfg.arch == "auto" or None in (cfg.res, cfg.channels, cfg.width, cfg.batch):
+        raise UserError("its config is not resolved (arch, res, channels, width, batch)")
+    return cfg
 
 
 def shape_differences(saved: dict, new: dict) -> list[str]:
