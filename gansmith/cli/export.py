@@ -6,14 +6,16 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from . import cli
+from ..training.config import MAX_SEED
+from . import Finite, cli, seed_type
 
 
 def parse_seeds(text: str) -> list[int]:
     try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"--seeds must be comma-separated whole numbers, like 1,2,3,4, not {text!r}") from None
+        seeds = [seed_type().convert(s, None, None) for s in text.split(",") if s.strip()]
+    except click.BadParameter:
+        raise UserError(f"--seeds must be comma-separated whole numbers from 0 to {MAX_SEED}, like 1,2,3,4, "
+                        f"not {text!r}") from None
     if len(seeds) < 2:
         raise UserError(f"--seeds needs at least 2 seeds to walk between, got {text!r}")
     return seeds
@@ -25,21 +27,22 @@ def parse_seeds(text: str) -> list[int]:
               help="walk.gif, or walk.mp4 (needs imageio-ffmpeg)")
 @click.option("--seeds", default="0,1,2,3", show_default=True,
               help="the seeds whose images the walk visits in turn, then back to the first")
-@click.option("--frames", type=int, default=30, show_default=True, help="frames from one seed to the next")
-@click.option("--fps", type=float, default=25, show_default=True, help="frames per second")
-@click.option("--size", type=int, default=256, show_default=True,
+@click.option("--frames", type=click.IntRange(min=1), default=30, show_default=True,
+              help="frames from one seed to the next")
+@click.option("--fps", type=Finite(min=0, min_open=True, max=100), default=25, show_default=True,
+              help="frames per second")
+@click.option("--size", type=click.IntRange(min=1), default=256, show_default=True,
               help="nearest-neighbour zoom of smaller images to about this many pixels")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best, or a checkpoint path")
 @click.option("--no-ema", is_flag=True, help="use the raw generator weights instead of their moving average")
 def interpolate(run, output, seeds, frames, fps, size, checkpoint, no_ema):
     """A looping walk through the latent space of RUN (spherical interpolation between seeds)."""
-    from ..generate import interpolation_frames, load_generator
+    from ..generate import check_memory, interpolation_frames, load_generator
     from ..images import upscale_nearest
     from ..report.video import save_animation
     seed_list = parse_seeds(seeds)
-    if size < 1:
-        raise UserError(f"--size must be at least 1, not {size}")
     G, _ = load_generator(run, which=checkpoint, ema=not no_ema)
+    check_memory(len(seed_list) * frames, max(size, G.res), G.channels, "frames")
     images = interpolation_frames(G, seed_list, frames)
     if images.shape[1] < size:
         images = upscale_nearest(images, size)

@@ -11,7 +11,7 @@ import click
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from . import cli
+from . import cli, seed_type
 
 DEFAULT_EVAL_N = 5000
 
@@ -104,7 +104,7 @@ def format_table(results: dict) -> str:
               help="comma-separated: fid, kid, pr (precision/recall), nn (nearest training images; "
                    "also writes RUN/nearest.png)")
 @click.option("--checkpoint", default="latest", show_default=True, help="latest, best or a checkpoint path")
-@click.option("--seed", type=int, default=0, show_default=True, help="seed of the generated images")
+@click.option("--seed", type=seed_type(), default=0, show_default=True, help="seed of the generated images")
 @click.option("--batch", type=int, default=None,
               help="images per Inception forward pass  [default: the fastest measured, metrics.FEATURE_BATCH]")
 def eval_(run, real_spec, n, metric_names, checkpoint, seed, batch):

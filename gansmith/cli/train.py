@@ -12,7 +12,7 @@ from ..fileio import atomic_save_image
 from ..images import GRID_PAD, grid_size, make_grid, to_pil, zoom
 from ..models.spec import DEFAULTED
 from ..training.config import FIELDS, MODEL_SHAPE_KEYS, TrainConfig, default_help, flag, upgrade_saved
-from . import cli, seed_type
+from . import Finite, cli, seed_type
 
 
 class RegistryChoice(click.Choice):
@@ -197,7 +197,7 @@ def check_disk_space(folder: Path, needed: float) -> None:
 
 @cli.command()
 @click.option("--out", "-o", default="runs/demo", show_default=True, help="run folder (a new one if it exists)")
-@click.option("--minutes", type=float, default=4.0, show_default=True, help="training time")
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=4.0, show_default=True, help="training time")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def demo(out, minutes, quiet):
     """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""
@@ -255,7 +255,8 @@ def doctor(run, as_json):
 @cli.command()
 @click.argument("data")
 @click.option("--grid", required=True, help='options and values to try, e.g. "g_lr=1e-4,2e-4 d_lr=1e-4,4e-4 loss=ns,hinge"')
-@click.option("--minutes-each", type=float, default=3.0, show_default=True, help="training time per trial")
+@click.option("--minutes-each", type=Finite(min=0, min_open=True), default=3.0, show_default=True,
+              help="training time per trial")
 @click.option("--out", "-o", default="runs/sweep", show_default=True, help="folder for the trials and sweep.json")
 @click.option("--eval-n", type=int, default=500, show_default=True, help="images per trial for KID")
 @click.option("--quiet", is_flag=True, help="no progress bars")
