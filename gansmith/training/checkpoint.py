@@ -105,8 +105,9 @@ def check_weights(path: Path, ckpt: dict, cfg) -> None:
         weights = ckpt.get(key)
         if key == "G_ema" and weights is None:
             continue
-        expected = {k: tuple(v.shape) for k, v in net.state_dict().items()}
-        if not isinstance(weights, dict) or shapes(weights) != expected:
+        if not isinstance(weights, dict):
+            raise CheckpointError(f"checkpoint {path} is not usable: it has no {key} weights")
+        if shapes(weights) != {k: tuple(v.shape) for k, v in net.state_dict().items()}:
             raise CheckpointError(f"checkpoint {path} is not usable: its {key} weights do not fit its config")
 
 
