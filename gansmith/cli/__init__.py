@@ -60,6 +60,9 @@ def run_command(argv):
     except UserError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(2)
+    except OSError as e:  # a path the system refuses (too long, no permission, ...): the user's to fix
+        click.echo(f"error: cannot use {e.filename or 'a path'}: {e.strerror or e}", err=True)
+        sys.exit(2)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted", err=True)
         sys.exit(130)

@@ -202,7 +202,7 @@ def check_disk_space(folder: Path, needed: float) -> None:
 def demo(out, minutes, quiet):
     """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""
     from ..training import train as run_training
-    out = unused_folder(Path(out))
+    out = unused_folder(out)
     click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
     result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
                           progress=not quiet)
@@ -215,7 +215,10 @@ def demo(out, minutes, quiet):
         sys.exit(130)
 
 
-def unused_folder(path: Path) -> Path:
+def unused_folder(out: str) -> Path:
+    if not out.strip():
+        raise UserError("--out must name a folder, not an empty string")
+    path = Path(out) if Path(out).name else Path(out).absolute()  # "." or "..": name it, so a sibling can be chosen
     candidate, i = path, 1
     while candidate.exists() and any(candidate.iterdir()):
         i += 1

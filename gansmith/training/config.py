@@ -20,7 +20,7 @@ from ..losses import LOSSES
 from ..models import ARCHITECTURES
 from ..models.dcgan import SMALL_RES
 from ..regularizers import REGULARIZERS
-from ..system import amp_by_default, resolve_device
+from ..system import amp_by_default, check_device_name, resolve_device
 from .augment import parse_policy
 from .lr import LR_DECAYS
 
@@ -204,8 +204,7 @@ def validate_combinations(cfg: TrainConfig) -> None:
     require(not (cfg.balance and loss.balance is None),
             f"--balance does not apply to {cfg.loss}, whose D loss has no fixed scale; use --d-steps")
     require(cfg.batch is None or cfg.batch % cfg.pack == 0, f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
-    require(cfg.device == "auto" or cfg.device.split(":")[0] in ("cpu", "cuda", "mps"),
-            f"--device must be auto, cpu, cuda[:N] or mps, not {cfg.device!r}")
+    check_device_name(cfg.device)
     if cfg.arch != "auto":
         refuse_foreign_options(cfg, cfg.arch)
         ARCHITECTURES.get(cfg.arch).check(cfg)
