@@ -13,19 +13,11 @@ from PIL import Image
 
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint
 
-from conftest import tiny_flags
+from conftest import assert_one_line_error, tiny_flags
 
 # depth 0 (conftest.TINY): after the 8 steps of these runs, a depth-1 G in eval mode (batch-norm running statistics
 # still near their initial values) draws near-uniform gray for every seed, which the sampling tests could not tell apart
 TINY = tiny_flags()
-
-
-@pytest.fixture
-def trained_run(tiny_npz, tmp_path, run_cli):
-    run = tmp_path / "run"
-    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *TINY)
-    assert code == 0, err
-    return run
 
 
 def test_train_then_resume_extends_the_run(trained_run, tiny_npz, run_cli):
@@ -86,14 +78,6 @@ def test_sample_needs_only_a_checkpoint_file(trained_run, tmp_path, run_cli):
     code, out, err = run_cli("sample", lone, "-n", "4", "-o", tmp_path / "g.png")
     assert code == 0, err
     assert (tmp_path / "g.png").exists()
-
-
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2, err
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("args, fragments", [

@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,24 +23,9 @@ from gansmith.generate import latent_batches, latents
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint, step_path
 from gansmith.training.run import RunFolder
 
-from conftest import tiny_flags
+from conftest import assert_one_line_error, tiny_flags
 
 TINY = tiny_flags()
-
-
-@pytest.fixture
-def trained_run(tiny_npz, tmp_path, run_cli):
-    run = tmp_path / "run"
-    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *TINY)
-    assert code == 0, err
-    return run
-
-
-def one_line_error(code, err, *fragments):
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith("error:"), err
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 # --- 1. one writer per run folder ------------------------------------------------------------------------------
@@ -53,7 +39,7 @@ def test_a_second_writer_is_refused_naming_the_holder_and_readers_still_work(tra
         assert holder["pid"] == os.getpid() and holder["host"] == socket.gethostname()
         for extra in (["--resume", "--kimg", "0.256"], ["--seed", "2"]):
             code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--quiet", *extra)
-            one_line_error(code, err, "being trained by another process", f"pid {os.getpid()}",
+            assert_one_line_error(code, err, "being trained by another process", f"pid {os.getpid()}",
                            socket.gethostname(), holder["started"])
         # readers never take the lock
         assert run_cli("sample", trained_run, "-n", "4", "-o", tmp_path / "g.png")[0] == 0
@@ -73,7 +59,7 @@ def test_a_killed_holder_leaves_no_lock_behind(tiny_npz, tmp_path, run_cli):
                                "    time.sleep(600)", str(run)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     code, _, err = run_cli("train", tiny_npz, "--out", run, "--quiet", *TINY)
-    one_line_error(code, err, f"pid {holder.pid}")
+    assert_one_line_error(code, err, f"pid {holder.pid}")
     holder.kill()
     holder.wait()
     code, _, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.032", "--quiet", *TINY)
@@ -101,7 +87,7 @@ def test_an_unusable_out_is_one_line_and_exit_2(tiny_npz, tmp_path, run_cli):
         for what, (out, fragment) in outs.items():
             code, _, err = run_cli("train", tiny_npz, "--out", out, "--kimg", "0.016", "--quiet", *TINY)
             assert "Traceback" not in err, what
-            one_line_error(code, err, fragment)
+            assert_one_line_error(code, err, fragment)
     finally:
         subprocess.run(["chattr", "-i", tmp_path / "immutable"], capture_output=True)
     assert not list(tmp_path.glob("*.pt")) and not (tmp_path / "checkpoints").exists()
@@ -109,8 +95,16 @@ def test_an_unusable_out_is_one_line_and_exit_2(tiny_npz, tmp_path, run_cli):
 
 def test_a_run_that_fails_before_training_leaves_no_folder(tmp_path, run_cli):
     code, _, err = run_cli("train", tmp_path / "no-such-data", "--out", tmp_path / "r", *TINY)
-    one_line_error(code, err, "no-such-data")
+    assert_one_line_error(code, err, "no-such-data")
     assert not (tmp_path / "r").exists()
+
+
+def test_an_output_never_replaces_a_device_or_pipe(trained_run, tmp_path, run_cli):
+    """Writes rename a temporary file over the target: over /dev/null (as root) that would replace the device."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert_one_line_error(*run_cli("sample", trained_run, "-n", "4", "-o", pipe)[::2], "not a regular file")
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
 
 
 # --- 3. values that pass one check and crash later -------------------------------------------------------------
@@ -137,7 +131,7 @@ def test_numeric_options_of_every_command_are_checked_up_front(args, fragment, t
                                                                run_cli):
     args = [a.format(tmp=tmp_path, npz=tiny_npz, run=trained_run) for a in args]
     code, _, err = run_cli(*args)
-    one_line_error(code, err, fragment)
+    assert_one_line_error(code, err, fragment)
     assert not (tmp_path / "r").exists() and not (tmp_path / "g.png").exists() and not (tmp_path / "w.gif").exists()
 
 
@@ -165,19 +159,19 @@ def test_sample_writes_many_images_a_batch_at_a_time(trained_run, tmp_path, run_
 
 def test_sample_refuses_what_cannot_fit_before_writing(trained_run, tmp_path, run_cli, monkeypatch):
     code, _, err = run_cli("sample", trained_run, "-n", "100000000", "-o", tmp_path / "huge.png")
-    one_line_error(code, err, "a grid of 100000000 images", "--outdir")
+    assert_one_line_error(code, err, "a grid of 100000000 images", "--outdir")
     code, _, err = run_cli("sample", trained_run, "-n", "4", "--upscale", "100000", "--outdir", tmp_path / "up")
-    one_line_error(code, err, "--upscale")
+    assert_one_line_error(code, err, "--upscale")
     Usage = namedtuple("Usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 10**9 - 50_000, 50_000))
     code, _, err = run_cli("sample", trained_run, "-n", "1000", "--outdir", tmp_path / "full", "--quiet")
-    one_line_error(code, err, "free", "-n")
+    assert_one_line_error(code, err, "free", "-n")
     assert not list((tmp_path / "full").glob("*.png")) if (tmp_path / "full").exists() else True
     assert not (tmp_path / "huge.png").exists() and not (tmp_path / "up").exists()
 
 
 def test_sample_checks_the_run_before_the_outputs(tmp_path, run_cli):
-    one_line_error(*run_cli("sample", tmp_path / "nothing")[::2], "neither a run folder nor a checkpoint")
+    assert_one_line_error(*run_cli("sample", tmp_path / "nothing")[::2], "neither a run folder nor a checkpoint")
 
 
 # --- 5. checkpoints that verify but are not usable -------------------------------------------------------------
@@ -206,7 +200,7 @@ def test_a_verified_but_unusable_newest_checkpoint_is_skipped_by_sample_and_resu
         assert code == 0 and "Traceback" not in err, (what, err)
         assert f"warning: checkpoint {odd_path}" in err and "not usable" in err and "previous" in err, (what, err)
         code, _, err = run_cli("sample", odd_path, "-n", "4", "-o", tmp_path / "g.png")
-        one_line_error(code, err, "not usable")
+        assert_one_line_error(code, err, "not usable")
     code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--kimg", "0.256", "--quiet")
     assert code == 0 and f"from {ckpts[-1].name}" in err, err
 
@@ -245,7 +239,7 @@ def test_a_file_that_is_no_checkpoint_is_called_that(tmp_path, run_cli):
     text = tmp_path / "text.jpg"
     text.write_text("not a picture, not a checkpoint")
     code, _, err = run_cli("sample", text, "-o", tmp_path / "g.png")
-    one_line_error(code, err, "not a gansmith checkpoint")
+    assert_one_line_error(code, err, "not a gansmith checkpoint")
     assert "Python objects" not in err
 
 
@@ -255,7 +249,7 @@ def test_resuming_on_images_of_another_size_or_colour_is_refused(tmp_path, tiny_
     run = tmp_path / "run"
     assert run_cli("train", colour, "--out", run, "--kimg", "0.032", "--quiet", *TINY)[0] == 0
     code, _, err = run_cli("train", tiny_npz, "--out", run, "--resume", "--kimg", "0.064", "--quiet")
-    one_line_error(code, err, "trained on 32 px colour images", "28 px grayscale")
+    assert_one_line_error(code, err, "trained on 32 px colour images", "28 px grayscale")
 
 
 # --- 8. one image-opening policy --------------------------------------------------------------------------------
