@@ -197,7 +197,8 @@ def check_disk_space(folder: Path, needed: float) -> None:
 
 @cli.command()
 @click.option("--out", "-o", default="runs/demo", show_default=True, help="run folder (a new one if it exists)")
-@click.option("--minutes", type=Finite(min=0, min_open=True), default=4.0, show_default=True, help="training time")
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=4.0, show_default=True,
+              help="training time")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def demo(out, minutes, quiet):
     """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""

@@ -124,7 +124,8 @@ class TrainConfig:
     eval_every: float | None = option(None, "compute FID/KID every this many kimg and keep checkpoints/best.pt",
                                       positive("a positive number of kimg"))
     eval_n: int = option(1000, "images per evaluation during training", (lambda v: v >= 10, "at least 10 images"))
-    seed: int = option(0, "random seed (same seed, same run)", between(0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}"))
+    seed: int = option(0, "random seed (same seed, same run)",
+                       between(0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}"))
     device: str = option("auto", "auto, cpu, cuda[:N] or mps")
     amp: bool | None = option(None, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with "
                               "AVX512-BF16 (default: on for CPUs with AVX512-BF16, where it was measured faster)")

@@ -58,9 +58,9 @@ def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: boo
             trainer, batches, tb = start_run(config, ranks, run, resume, progress)
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under the CLI, before the first step
             run.close()
-            saved = list_step_checkpoints(run.checkpoints)
             if ranks.main:
-                log("interrupted before training started: " + ("the run is as it was" if saved else "nothing was trained"))
+                log("interrupted before training started: nothing was trained")
+            saved = list_step_checkpoints(run.checkpoints)
             return TrainResult(run.path, 0, 0, saved[-1] if saved else None, interrupted=True)
         try:
             interrupted = run_loop(trainer, batches, run, tb, progress)
@@ -109,8 +109,8 @@ def check_resumable(run: RunFolder, saved: dict, cfg: TrainConfig, data) -> None
         raise UserError(f"cannot resume {run.path}: the model shape differs from the run's ({'; '.join(differing)})")
     trained_on = ((run.read_config() or {}).get("data") or {}).get("native")
     if trained_on and data.native and tuple(trained_on) != tuple(data.native):
-        raise UserError(f"cannot resume {run.path} on {data.source}: the run was trained on {describe_images(*trained_on)}"
-                        f" images, {data.source} holds {describe_images(*data.native)} ones")
+        raise UserError(f"cannot resume {run.path} on {data.source}: the run was trained on "
+                        f"{describe_images(*trained_on)} images, {data.source} holds {describe_images(*data.native)} ones")
 
 
 def describe_images(res: int, channels: int) -> str:
