@@ -56,9 +56,8 @@ class ImageData:
 
     def summary(self) -> dict:
         streamed = {"cache_path": str(self.cache_path)} if self.cache_path else {}
-        native = {"native": list(self.native)} if self.native else {}
         return {"source": self.source, "n": self.n, "res": self.res, "channels": self.channels,
-                "n_skipped": len(self.skipped), **streamed, **native}
+                "n_skipped": len(self.skipped), **streamed}
 
 
 def pixels_hash(x: np.ndarray) -> str:

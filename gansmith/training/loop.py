@@ -94,7 +94,8 @@ def start_run(config: TrainConfig, ranks: Dist, run: RunFolder, resume: bool, pr
                 f"{trainer.images_seen / 1000:.1f} kimg)")
     else:
         save(trainer, run)  # step 0: a point to roll back to if the very first steps diverge
-    run.write_config({**cfg.to_dict(), "ranks": ranks.world}, data.summary(), resumed=latest is not None)
+    native = {"native": list(data.native)} if data.native else {}  # what check_resumable compares with
+    run.write_config({**cfg.to_dict(), "ranks": ranks.world}, {**data.summary(), **native}, resumed=latest is not None)
     run.write_adjustments(trainer.adjustments.state_dict())
     batches = Batches(data, cfg.batch, cfg.seed, trainer.device, ranks.rank, ranks.world)
     trainer.doctor.set_real_diversity(sample_diversity(batches.get_fixed(N_FIXED_SAMPLES)))
