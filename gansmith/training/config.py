@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -153,8 +154,9 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-# The Python types each annotation admits (a bool is not a number here, though Python says it is an int).
-KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+# The Python types each annotation admits (a bool is not a number here, though Python says it is an int; a path
+# object is a string, for the API's data and out).
+KINDS = {"int": (int,), "float": (int, float), "str": (str, os.PathLike), "bool": (bool,)}
 
 
 def check_types(cfg: TrainConfig) -> None:
@@ -171,7 +173,7 @@ def check_types(cfg: TrainConfig) -> None:
 def validate(cfg: TrainConfig) -> None:
     """Raise UserError naming the first bad option value: its type, each field's own check, then the combinations."""
     check_types(cfg)
-    if not cfg.out.strip():
+    if not str(cfg.out).strip():
         raise UserError("--out must name a folder, not an empty string")
     check_image_options(cfg.res, cfg.channels, cfg.fit)
     for name, f in FIELDS.items():
