@@ -219,7 +219,7 @@ def test_a_checkpoint_of_another_run_shape_is_skipped(trained_run, tiny_npz, tmp
 
 # --- 6. stop signals while starting up --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("delay", [1.0, 2.5])
+@pytest.mark.parametrize("delay", [1.5, 3.0])
 def test_sigterm_while_starting_exits_130_saying_nothing_was_trained(delay, tiny_npz, tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "gansmith", "train", tiny_npz, "--out", run, "--kimg", "1000",
