@@ -6,7 +6,8 @@ file damaged after it was written is detected, not loaded. Files are written to 
 renamed, so a crash mid-write leaves the previous checkpoint as it was.
 
 The checksum proves integrity, not trust: `load_usable` also checks that the config a checkpoint carries passes
-the CLI's checks and that its weights have the shapes that config builds, before any network is built.
+the CLI's checks, bounds the memory of its networks before building them, and compares its weights' shapes with
+those the config builds.
 """
 from __future__ import annotations
 
@@ -80,8 +81,8 @@ def is_zip(path: Path) -> bool:
 
 def load_usable(path: str | Path, like: dict | None = None) -> dict:
     """A checkpoint that loads, verifies and holds a model gansmith can build: its config passes the checks of the
-    CLI's options, its weights have the shapes that config builds (compared on the meta device, which allocates
-    nothing) and fit in memory; given `like` (its run's saved config), it is of the run's shape too."""
+    CLI's options, its networks fit in memory and its weights have the shapes that config builds; given `like` (its
+    run's saved config), it is of the run's shape too. Raises CheckpointError naming what is wrong."""
     ckpt = load_checkpoint(path)
     try:
         cfg = check_saved(ckpt.get("config"))
