@@ -217,6 +217,24 @@ def test_a_checkpoint_of_another_run_shape_is_skipped(trained_run, tiny_npz, tmp
     assert code == 0 and "another model than its run" in err and "step-00000008.pt" in err, err
 
 
+@pytest.mark.parametrize("arch, res, channels", [("dcgan", 28, 1), ("progressive", 64, 3), ("msg", 32, 3)])
+def test_the_memory_bound_of_a_checkpoint_never_underestimates(arch, res, channels):
+    from gansmith.models import build_discriminator, build_generator
+    from gansmith.training.checkpoint import network_bytes
+    from gansmith.training.config import TrainConfig, resolve
+    cfg = resolve(TrainConfig(arch=arch, width=40, d_width=24), res, channels)
+    real = 4 * sum(p.numel() for net in (build_generator(cfg), build_discriminator(cfg)) for p in net.parameters())
+    assert real <= network_bytes(cfg) <= 4 * real
+
+
+def test_a_checkpoint_whose_networks_exceed_memory_is_refused(trained_run, tmp_path, run_cli, monkeypatch):
+    import gansmith.training.checkpoint as checkpoint
+    monkeypatch.setattr(checkpoint, "available_memory", lambda: 1000)
+    newest = list_step_checkpoints(trained_run / "checkpoints")[-1]
+    code, _, err = run_cli("sample", newest, "-n", "4", "-o", tmp_path / "g.png")
+    assert_one_line_error(code, err, "GiB of memory")
+
+
 # --- 6. stop signals while starting up --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("delay", [1.5, 3.0])
