@@ -76,6 +76,7 @@ class RunFolder:
             f.close()
 
     def _acquire(self):
+        """The open, locked RUN/.lock with this process's pid, host and start time written in it."""
         while True:
             with writing(self.path):
                 self.path.mkdir(parents=True, exist_ok=True)
