@@ -49,6 +49,10 @@ def colour_data(work: Path) -> Path:
 
 
 def train_with(tree: str, data: str, out: Path, options: dict) -> Path:
+    """Train with the source tree in a fresh process; a run already in `out` is reused."""
+    finished = sorted((out / "checkpoints").glob("step-*.pt"))
+    if finished:
+        return finished[-1]
     done = subprocess.run([sys.executable, "-c", CHILD, tree, data, str(out), json.dumps(options)],
                           capture_output=True, text=True, check=True)
     return Path(done.stdout.strip().splitlines()[-1])

@@ -33,6 +33,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
+    if path.exists() and not path.is_file():  # renaming over a folder fails; over a device or pipe it replaces it
+        raise UserError(f"cannot write {path}: it is {'a folder' if path.is_dir() else 'not a regular file'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

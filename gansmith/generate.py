@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -11,8 +12,11 @@ from .errors import UserError
 from .images import float_to_uint8, make_grid
 from .models import build_generator
 from .models.stylegan import StyleGenerator, style_mix
-from .training.checkpoint import load_checkpoint, load_latest_valid
+from .seeds import parse_seeds  # noqa: F401  (part of this module's API: seed lists)
+from .system import available_memory
+from .training.checkpoint import load_latest_valid, load_usable
 from .training.config import TrainConfig
+from .training.run import RunFolder
 from .training.ema import standing_statistics
 
 
@@ -20,11 +24,12 @@ def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tup
     """Resolve a run folder (+ latest/best) or a checkpoint file to (path, loaded checkpoint)."""
     path = Path(run_or_checkpoint)
     if path.is_file():
-        return path, load_checkpoint(path)
+        return path, load_usable(path)
     if not path.is_dir():
         raise UserError(f"{path} is neither a run folder nor a checkpoint file")
+    run = RunFolder(path)
     if which == "latest":
-        found = load_latest_valid(path / "checkpoints")
+        found = load_latest_valid(run.checkpoints, like=run.saved_config())
         if found is None:
             raise UserError(f"{path} has no usable checkpoint (is it a gansmith run folder?)")
         return found
@@ -32,7 +37,7 @@ def find_checkpoint(run_or_checkpoint: str | Path, which: str = "latest") -> tup
         best = path / "checkpoints" / "best.pt"
         if not best.is_file():
             raise UserError(f"{path} has no best.pt yet (it is written when training evaluates with --eval-every)")
-        return best, load_checkpoint(best)
+        return best, load_usable(best, like=run.saved_config())
     return find_checkpoint(which)
 
 
@@ -57,12 +62,46 @@ def latents(n: int, z_dim: int, seed: int) -> torch.Tensor:
     return torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
 
 
+def latent_batches(n: int, z_dim: int, seed: int, batch: int = 64) -> Iterator[torch.Tensor]:
+    """The rows of latents(n, z_dim, seed), about `batch` at a time, so memory stays flat for any n.
+
+    They equal the single draw because torch's CPU normal sampler transforms values in blocks of 16 and redraws
+    the last 16 values of a draw that does not end on a block: every batch but the last is a whole number of
+    blocks (a multiple of 16 rows), and the last holds at least 16 values (else it joins the one before)."""
+    rows = -(-batch // 16) * 16
+    generator = torch.Generator().manual_seed(seed)
+    start = 0
+    while start < n:
+        take = min(rows, n - start)
+        if 0 < (n - start - take) * z_dim < 16:
+            take = n - start
+        yield torch.randn(take, z_dim, generator=generator)
+        start += take
+
+
+def check_memory(n: int, res: int, channels: int, what: str = "images") -> None:
+    """Refuse to hold n uint8 images in memory when they would not fit (say so before trying)."""
+    needed, available = n * res * res * channels, available_memory()
+    if available is not None and needed > available // 2:
+        raise UserError(f"{n} {what} of {res} x {res} x {channels} need {needed / 2**30:.1f} GiB of memory, "
+                        f"{available / 2**30:.1f} GiB is available: ask for fewer")
+
+
 @torch.no_grad()
-def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
-    """n images as uint8 N x H x W x C."""
+def image_batches(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu",
+                  truncation: float = 1.0) -> Iterator[np.ndarray]:
+    """generate_images(G, n, seed) as uint8 N x H x W x C batches, one at a time, for any n (truncation psi as
+    `images_truncated` describes)."""
     if n < 1:
         raise UserError(f"the number of images must be at least 1, not {n}")
-    return images_from_latents(G, latents(n, G.z_dim, seed), batch, device)
+    for z in latent_batches(n, G.z_dim, seed, batch):
+        yield float_to_uint8(images_truncated(G, z.to(device), truncation))
+
+
+def generate_images(G, n: int, seed: int = 0, batch: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
+    """n images as uint8 N x H x W x C."""
+    check_memory(n, G.res, G.channels)
+    return np.concatenate(list(image_batches(G, n, seed, batch, device)))
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
@@ -92,24 +131,6 @@ def images_from_latents(G, z: torch.Tensor, batch: int = 64, device: str | torch
     """G's images for the latent vectors z, as uint8 N x H x W x C."""
     return np.concatenate([float_to_uint8(images_truncated(G, z[i:i + batch].to(device), truncation))
                            for i in range(0, len(z), batch)])
-
-
-def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
-    """"0-3,7" -> [0, 1, 2, 3, 7]: comma-separated seeds and inclusive ranges, in the order given."""
-    seeds = []
-    for part in text.split(","):
-        lo, sep, hi = part.strip().partition("-")
-        try:
-            first, last = int(lo), int(hi if sep else lo)
-        except ValueError:
-            raise UserError(f"{option} must be whole numbers or ranges like 0-35, separated by commas, not {text!r}") \
-                from None
-        if first > last:
-            raise UserError(f"the seed range {part.strip()!r} runs backwards")
-        if last >= 2 ** 63:
-            raise UserError(f"seeds must be below 2**63, not {last}")
-        seeds.extend(range(first, last + 1))
-    return seeds
 
 
 def seed_latents(z_dim: int, seeds: list[int]) -> torch.Tensor:
@@ -208,6 +229,7 @@ def walk_latents(G, keys: list, frames_per_segment: int, per_frame: int = 1) -> 
 @torch.no_grad()
 def walk_frames(G, keys: list, frames_per_segment: int, per_frame: int = 1, batch: int = 64) -> np.ndarray:
     """The images of `walk_latents`, uint8 N x H x W x C (frame-major)."""
+    check_memory(len(keys) * frames_per_segment * per_frame, G.res, G.channels, "frames")
     path = walk_latents(G, keys, frames_per_segment, per_frame)
     render = (lambda ws: G.synthesis(ws, "const")) if isinstance(G, StyleGenerator) else G
     return np.concatenate([float_to_uint8(render(path[i:i + batch])) for i in range(0, len(path), batch)])

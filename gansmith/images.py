@@ -28,12 +28,20 @@ def to_pil(img: np.ndarray) -> Image.Image:
     return Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img)
 
 
-def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = 2, pad_value: int = 255) -> np.ndarray:
+GRID_PAD = 2
+
+
+def grid_size(n: int, h: int, w: int, nrow: int | None = None, pad: int = GRID_PAD) -> tuple[int, int, int]:
+    """(height, width, images per row) of the grid `make_grid` tiles n images of h x w into."""
+    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
+    return math.ceil(n / nrow) * (h + pad) + pad, nrow * (w + pad) + pad, nrow
+
+
+def make_grid(images: np.ndarray, nrow: int | None = None, pad: int = GRID_PAD, pad_value: int = 255) -> np.ndarray:
     """Tile uint8 N x H x W x C images into one uint8 image, nrow per row (default: square)."""
     n, h, w, c = images.shape
-    nrow = nrow or max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / nrow)
-    grid = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), pad_value, dtype=np.uint8)
+    height, width, nrow = grid_size(n, h, w, nrow, pad)
+    grid = np.full((height, width, c), pad_value, dtype=np.uint8)
     for i in range(n):
         r, col = divmod(i, nrow)
         y, x = pad + r * (h + pad), pad + col * (w + pad)

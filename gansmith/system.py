@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import warnings
 
 import torch
@@ -29,8 +30,17 @@ def available_memory() -> int | None:
     return total_memory()
 
 
+DEVICE_NAME = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+
+
+def check_device_name(name: str) -> None:
+    if not DEVICE_NAME.fullmatch(name):
+        raise UserError(f"--device must be auto, cpu, cuda[:N] or mps, not {name!r}")
+
+
 def resolve_device(name: str) -> torch.device:
     """auto: CUDA, else Apple's MPS, else the CPU; a named device must exist."""
+    check_device_name(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

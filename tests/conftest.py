@@ -77,3 +77,21 @@ def tiny_flags(**overrides) -> list[str]:
         name = "--" + k.replace("_", "-")
         flags += [name] if v is True else [f"--no-{name[2:]}"] if v is False else [name, str(v)]
     return flags
+
+
+@pytest.fixture
+def trained_run(tiny_npz, tmp_path, run_cli):
+    """A tiny run trained for 0.128 kimg through the CLI (8 steps, checkpoints at steps 4 and 8)."""
+    run = tmp_path / "run"
+    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *tiny_flags())
+    assert code == 0, err
+    return run
+
+
+def assert_one_line_error(code, err, *fragments):
+    """Exit code 2 and one line on stderr, `error: ...`, holding every fragment."""
+    assert code == 2, err
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    for f in fragments:
+        assert f in lines[0], lines[0]

@@ -13,19 +13,11 @@ from PIL import Image
 
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint, save_checkpoint
 
-from conftest import tiny_flags
+from conftest import assert_one_line_error, tiny_flags
 
 # depth 0 (conftest.TINY): after the 8 steps of these runs, a depth-1 G in eval mode (batch-norm running statistics
 # still near their initial values) draws near-uniform gray for every seed, which the sampling tests could not tell apart
 TINY = tiny_flags()
-
-
-@pytest.fixture
-def trained_run(tiny_npz, tmp_path, run_cli):
-    run = tmp_path / "run"
-    code, out, err = run_cli("train", tiny_npz, "--out", run, "--kimg", "0.128", "--quiet", *TINY)
-    assert code == 0, err
-    return run
 
 
 def test_train_then_resume_extends_the_run(trained_run, tiny_npz, run_cli):
@@ -88,14 +80,6 @@ def test_sample_needs_only_a_checkpoint_file(trained_run, tmp_path, run_cli):
     assert (tmp_path / "g.png").exists()
 
 
-def assert_one_line_error(code, err, *fragments):
-    assert code == 2, err
-    lines = [l for l in err.splitlines() if l.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    for f in fragments:
-        assert f in lines[0], lines[0]
-
-
 @pytest.mark.parametrize("args, fragments", [
     (["train", "/no/such/folder", "--out", "{tmp}/r"], ["/no/such/folder"]),
     (["train", "{npz}", "--out", "{tmp}/r", "--res", "48"], ["--res 48", "28, 32, 64, 128, 256"]),
@@ -121,7 +105,14 @@ def test_existing_run_needs_resume(trained_run, tiny_npz, run_cli):
 
 def test_resume_with_a_different_model_shape_names_the_keys(trained_run, tiny_npz, run_cli):
     code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--width", "16", "--z-dim", "8")
-    assert_one_line_error(code, err, "width: 8 != 16", "z_dim: 16 != 8")
+    assert_one_line_error(code, err, "trained with --z-dim 16, --width 8, not --z-dim 8, --width 16")
+
+
+def test_resume_with_another_arch_says_what_the_run_was_trained_with(trained_run, tiny_npz, run_cli):
+    """Not "--arch msg does not use --depth": the run's saved options are not the user's to drop."""
+    code, _, err = run_cli("train", tiny_npz, "--out", trained_run, "--resume", "--arch", "msg")
+    assert_one_line_error(code, err, "trained with --arch dcgan, not --arch msg")
+    assert "does not use" not in err
 
 
 class Payload:

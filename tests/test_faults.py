@@ -1,6 +1,7 @@
-"""Nothing is lost: kill -9 at random moments (also mid-checkpoint-write), failing writes, bad option values.
+"""Nothing is lost: kill -9 at random moments (also mid-checkpoint-write, also while a second writer is refused by
+the run's lock), failing writes, bad option values.
 
-The quick version runs in CI; `pytest --long tests/test_faults.py` runs 20+ kill trials
+The quick version runs in CI; `pytest --long tests/test_faults.py` runs 20+ kill trials and 10 lock trials
 (results: benchmarks/results/faults.md).
 """
 import errno
@@ -66,9 +67,7 @@ def kill_trial(data, run, rng, mid_write: bool):
     lost = logged - latest["images_seen"] / 1000
     assert lost <= CHECKPOINT_KIMG + 0.016 + 1e-9, f"lost {lost} kimg, more than one checkpoint interval"
 
-    resumed = subprocess.run([sys.executable, "-m", "gansmith", "train", str(data), "--out", str(run), "--resume",
-                              "--kimg", str(latest["images_seen"] / 1000 + 0.032), "--quiet"],
-                             capture_output=True, text=True, timeout=300)
+    resumed = resume(data, run, latest["images_seen"] / 1000 + 0.032)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resuming" in resumed.stderr and "Traceback" not in resumed.stderr
     assert not any(ckpts.glob(".*.tmp")), "a killed write's temporary file was left behind"
@@ -83,6 +82,40 @@ def test_kill_9_at_random_moments_never_loses_more_than_one_interval(tiny_npz, t
     if long_run:
         (tmp_path.parent / "kill9-results.json").write_text(json.dumps(results, indent=1))
         print(json.dumps({"trials": trials, "failures": 0, "mid_write": sum(r["mid_write"] for r in results)}))
+
+
+def resume(data, run, kimg):
+    return subprocess.run([sys.executable, "-m", "gansmith", "train", str(data), "--out", str(run), "--resume",
+                           "--kimg", str(kimg), "--quiet"], capture_output=True, text=True, timeout=300)
+
+
+def lock_trial(data, run, rng):
+    """A training holds the run's lock: a second writer is refused naming it; kill -9 the holder at a random moment,
+    then --resume at once: the OS released the lock with the process, so nothing stale blocks it."""
+    proc = start_training(data, run)
+    ckpts = run / "checkpoints"
+    assert wait_for(lambda: len(list_step_checkpoints(ckpts)) >= 1), proc.stderr.read().decode()[-2000:]
+    second = resume(data, run, 1000)
+    refused = second.returncode == 2 and f"pid {proc.pid}" in second.stderr and "Traceback" not in second.stderr
+    assert refused, second.stderr[-2000:]
+    time.sleep(rng.uniform(0, 1))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed = time.time()
+    latest = load_checkpoint(list_step_checkpoints(ckpts)[-1])
+    resumed = resume(data, run, latest["images_seen"] / 1000 + 0.032)
+    assert resumed.returncode == 0 and "resuming" in resumed.stderr, resumed.stderr[-2000:]
+    return {"second_writer_refused": refused, "resumed_from_kimg": latest["images_seen"] / 1000,
+            "resume_done_after_s": round(time.time() - killed, 1)}
+
+
+def test_kill_9_while_holding_the_lock_never_blocks_the_resume(tiny_npz, tmp_path, long_run):
+    trials = 10 if long_run else 1
+    rng = random.Random(1)
+    results = [lock_trial(tiny_npz, tmp_path / f"run{i}", rng) for i in range(trials)]
+    if long_run:
+        (tmp_path.parent / "lock-results.json").write_text(json.dumps(results, indent=1))
+        print(json.dumps({"trials": trials, "failures": 0}))
 
 
 def test_a_failing_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):

@@ -7,8 +7,7 @@ import click
 
 import numpy as np
 
-from ..errors import UserError
-from . import cli
+from . import Finite, cli
 
 
 @cli.command(epilog="""\b
@@ -23,25 +22,24 @@ Examples:
 @click.option("--seeds", default="0,1,2,3",
               help="the keyframes the walk visits in turn, then back to the first: seeds, ranges like 4-7, and "
                    "latents saved by `gansmith project` (me.npz)  [default: 0,1,2,3]")
-@click.option("--frames", type=int, default=30, help="frames from one keyframe to the next  [default: 30]")
-@click.option("--fps", type=float, default=25, help="frames per second  [default: 25]")
-@click.option("--tiles", type=int, default=1,
+@click.option("--frames", type=click.IntRange(min=1), default=30, help="frames from one keyframe to the next  [default: 30]")
+@click.option("--fps", type=Finite(min=0, min_open=True, max=100), default=25, help="frames per second  [default: 25]")
+@click.option("--tiles", type=click.IntRange(min=1, max=16), default=1,
               help="a TILES x TILES grid of walks between seeds: each frame is the grid `gansmith sample -n TILES² "
                    "--seed S` makes at the seeds  [default: 1]")
-@click.option("--size", type=int, default=256,
+@click.option("--size", type=click.IntRange(min=1), default=256,
               help="nearest-neighbour zoom of smaller frames to about this many pixels  [default: 256]")
 @click.option("--checkpoint", default="latest", help="latest, best, or a checkpoint path  [default: latest]")
 @click.option("--no-ema", is_flag=True, help="use the raw generator weights instead of their moving average")
 def interpolate(run, output, seeds, frames, fps, tiles, size, checkpoint, no_ema):
     """A looping walk through the latent space of RUN (spherical interpolation in z, linear in StyleGAN's W)."""
-    from ..generate import load_generator, parse_keyframes, walk_frames
+    from ..generate import check_memory, load_generator, parse_keyframes, walk_frames
     from ..images import make_grid, upscale_nearest
     from ..report.video import save_animation
     keys = parse_keyframes(seeds)
-    if size < 1 or tiles < 1:
-        raise UserError(f"--size and --tiles must be at least 1, not {size} and {tiles}")
     G, _ = load_generator(run, which=checkpoint, ema=not no_ema)
     per_frame = tiles * tiles
+    check_memory(len(keys) * frames * per_frame, max(size // tiles, G.res), G.channels, "frames")
     images = walk_frames(G, keys, frames, per_frame)
     if images.shape[1] * tiles < size:
         images = upscale_nearest(images, size // tiles)

@@ -57,7 +57,7 @@ def project(run, photo, outdir, space, steps, seed, checkpoint):
 
     The latent goes to OUTDIR/latent.npz; `gansmith interpolate RUN --seeds a.npz,b.npz` then morphs between
     two of your photos."""
-    from ..data.decode import fit_image, read_image
+    from ..data.decode import as_array, fit_image, open_image
     from ..fileio import atomic_save_image, atomic_write_json
     from ..images import make_grid, to_pil, upscale_nearest
     from ..generate import load_generator
@@ -65,7 +65,7 @@ def project(run, photo, outdir, space, steps, seed, checkpoint):
     from ..project import project as run_projection
     from ..report.video import save_animation
     G, _ = load_generator(run, which=checkpoint)
-    target = read_image(photo)
+    target = as_array(open_image(photo))
     result = run_projection(G, target, steps=steps, space=space, seed=seed, frame_every=max(1, steps // 100))
     outdir.mkdir(parents=True, exist_ok=True)
     side = max(128, G.res)

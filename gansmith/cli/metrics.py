@@ -12,7 +12,7 @@ import click
 from ..errors import UserError
 from ..fileio import atomic_write_json
 from ..text import duration
-from . import cli
+from . import cli, seed_type
 
 DEFAULT_EVAL_N = 5000
 
@@ -187,7 +187,7 @@ Examples:
               help="comma-separated: fid, kid, pr (precision/recall), nn (nearest training images; "
                    "also writes RUN/nearest.png)  [default: fid,kid,pr]")
 @click.option("--checkpoint", default="latest", help="latest, best or a checkpoint path  [default: latest]")
-@click.option("--seed", type=int, default=0, help="seed of the generated images  [default: 0]")
+@click.option("--seed", type=seed_type(), default=0, help="seed of the generated images  [default: 0]")
 @click.option("--batch", type=int, default=None, help=BATCH_HELP)
 @click.option("--device", default="auto", help=DEVICE_HELP)
 def eval_(run, real_spec, n, metric_names, checkpoint, seed, batch, device):

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import UserError
-from . import cli
+from . import Finite, cli
 
 
 def show_outputs(run: Path) -> None:
@@ -26,12 +26,12 @@ Examples:
   gansmith demo                  # 4 minutes into runs/demo (runs/demo-2, ... if taken)
   gansmith demo --minutes 1 --out /tmp/first-run""")
 @click.option("--out", "-o", default="runs/demo", help="run folder; a new one if it exists  [default: runs/demo]")
-@click.option("--minutes", type=float, default=4.0, help="training time  [default: 4]")
+@click.option("--minutes", type=Finite(min=0, min_open=True), default=4.0, help="training time  [default: 4]")
 @click.option("--quiet", is_flag=True, help="no progress bar (nor its plain lines when not on a terminal)")
 def demo(out, minutes, quiet):
     """Train a few minutes on the built-in Fashion-MNIST and show where the results are."""
     from ..training import TrainConfig, train as run_training
-    out = unused_folder(Path(out))
+    out = unused_folder(out)
     click.echo(f"training on the built-in Fashion-MNIST (10,000 images) for {minutes:g} minutes into {out}", err=True)
     result = run_training(TrainConfig(data="builtin:fashion-mnist", out=str(out), minutes=minutes),
                           progress=not quiet)
@@ -40,8 +40,11 @@ def demo(out, minutes, quiet):
         sys.exit(130)
 
 
-def unused_folder(path: Path) -> Path:
-    """`path`, or path-2, path-3 ... : the first that does not hold anything yet."""
+def unused_folder(out: str) -> Path:
+    """`out`, or out-2, out-3 ... : the first that does not hold anything yet."""
+    if not out.strip():
+        raise UserError("--out must name a folder, not an empty string")
+    path = Path(out) if Path(out).name else Path(out).absolute()  # "." or "..": name it, so a sibling can be chosen
     candidate, i = path, 1
     while candidate.exists() and any(candidate.iterdir()):
         i += 1

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
 
-from . import cli
+from . import Finite, cli, seed_type
 from ..errors import UserError
 from ..style.transfer import Settings
 
@@ -20,9 +21,12 @@ def _floats(text: str | None, option: str) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise UserError(f"{option} wants comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise UserError(f"{option}: expected comma-separated finite non-negative numbers, got {text!r}")
+    return values
 
 
 def _layers(text: str | None, option: str) -> dict[str, float] | None:
@@ -33,10 +37,7 @@ def _layers(text: str | None, option: str) -> dict[str, float] | None:
     for item in (t.strip() for t in text.split(",") if t.strip()):
         name, _, weight = item.partition(":")
         names.append(name)
-        try:
-            weights.append(float(weight) if weight else None)
-        except ValueError:
-            raise UserError(f"{option}: bad weight in {item!r}") from None
+        weights.append(_floats(weight, f"{option} {item}")[0] if weight else None)
     if not names:
         raise UserError(f"{option} is empty")
     equal = 1.0 / len(names)
@@ -66,20 +67,20 @@ def _list_defaults() -> None:
 @click.option("--style-weights", help="Blend of several styles, e.g. 0.7,0.3 (default: equal).")
 @click.option("--style-scale", type=float, default=DEFAULTS.style_scale, show_default=True,
               help="Style image size relative to the result; below 1 paints larger strokes.")
-@click.option("--content-weight", type=float, default=DEFAULTS.content_weight, show_default=True)
-@click.option("--style-weight", type=float, default=DEFAULTS.style_weight, show_default=True)
-@click.option("--tv-weight", type=float, default=DEFAULTS.tv_weight, show_default=True)
+@click.option("--content-weight", type=Finite(min=0), default=DEFAULTS.content_weight, show_default=True)
+@click.option("--style-weight", type=Finite(min=0), default=DEFAULTS.style_weight, show_default=True)
+@click.option("--tv-weight", type=Finite(min=0), default=DEFAULTS.tv_weight, show_default=True)
 @click.option("--content-layers", help="e.g. relu4_2 or relu3_2:0.5,relu4_2:0.5")
 @click.option("--style-layers", help="e.g. relu1_1,relu2_1,relu3_1 (equal) or relu1_1:0.3,...")
 @click.option("--init", type=click.Choice(["content", "noise", "style"]), default=DEFAULTS.init, show_default=True)
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=DEFAULTS.optimizer, show_default=True)
 @click.option("--steps", type=int, default=DEFAULTS.steps, show_default=True,
               help=f"Iterations at the coarsest scale; each finer scale gets half (at least {DEFAULTS.min_steps}).")
-@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Adam learning rate (pixel units).")
+@click.option("--lr", type=Finite(min=0, min_open=True), default=DEFAULTS.lr, show_default=True, help="Adam learning rate (pixel units).")
 @click.option("--single-scale", is_flag=True, help="Optimize at full size only (no coarse-to-fine).")
 @click.option("--preserve-colors", is_flag=True, help="Transfer luminance only; keep the photo's colours.")
 @click.option("--match-histogram", is_flag=True, help="Recolour the style image to the photo's colours first.")
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True)
+@click.option("--seed", type=seed_type(), default=DEFAULTS.seed, show_default=True)
 @click.option("--weights", type=click.Path(dir_okay=False), help="VGG19 state dict in torchvision layout.")
 @click.option("--save-every", type=int, default=0, help="Write an intermediate frame every K iterations.")
 @click.option("--frames-dir", type=click.Path(file_okay=False), help="Where frames go (default: OUTPUT-frames/).")

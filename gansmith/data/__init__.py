@@ -4,7 +4,9 @@ Modules: `specs` resolves a DATA spec into files or an array, `decode` decodes o
 resizes, `arrays` reads .npz/IDX, `load` puts it together, `cache` holds the decoded copies of data sets
 too large for memory (they stream from there).
 """
+from .decode import MAX_PIXELS, open_image
 from .imagedata import ImageData
 from .load import SUPPORTED_RES, DataWarning, check_image_options, load_images
 
-__all__ = ["ImageData", "SUPPORTED_RES", "DataWarning", "check_image_options", "load_images"]
+__all__ = ["ImageData", "MAX_PIXELS", "SUPPORTED_RES", "DataWarning", "check_image_options", "load_images",
+           "open_image"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from ..images import to_pil
 
 # Formats Pillow may try. Anything else (EPS runs Ghostscript, for one) is "not an image".
 FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
+# The largest image any command opens: Pillow's decompression-bomb threshold, enforced as an error (not a warning).
+# Commands also refuse to write larger images, which they could not read back.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS
 FITS = ("crop", "pad")
 WHITE = 255
 
@@ -68,6 +72,22 @@ def decode_image(data: bytes, draft_size: int | None = None) -> tuple[Image.Imag
     if 0 in img.size:
         raise Undecodable("empty image")
     return img, shorter_side
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """One image file the user names -> a loaded "L" or "RGB" image, under the policy every command shares (the
+    formats, the decompression-bomb limit, EXIF orientation); anything unreadable is a one-line UserError."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"image not found: {path}") from None
+    except OSError as e:
+        raise UserError(f"cannot read image {path}: {e.strerror or e}") from None
+    try:
+        with bomb_warnings_as_errors():
+            return decode_image(data)[0]
+    except Undecodable as e:
+        raise UserError(f"cannot read image {path}: {e.reason}") from None
 
 
 def _reason_for(e: Exception) -> str:
@@ -158,17 +178,3 @@ def is_gray(a: np.ndarray) -> bool:
     """True for uint8 ... x C pixels that are 1-channel or have all channels equal everywhere."""
     return all(np.array_equal(a[..., 0], a[..., c]) for c in range(1, a.shape[-1]))
 
-
-def read_image(path) -> np.ndarray:
-    """One image file -> uint8 H x W x C (C = 1 or 3), with the same decoding policy as a training set (formats,
-    decompression-bomb limit, EXIF orientation, transparency over white). A user's mistake is a UserError."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}") from None
-    try:
-        with bomb_warnings_as_errors():
-            img, _ = decode_image(data)
-    except Undecodable as e:
-        raise UserError(f"{path}: {e.reason}") from None
-    return as_array(img)

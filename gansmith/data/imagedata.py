@@ -21,6 +21,7 @@ class ImageData:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file or entry name, reason)
     cache_path: Path | None = None   # the decoded cache folder x streams from; None when x is in memory
     known_hash: str | None = field(default=None, repr=False)  # content_hash(), when stored with the cache
+    native: tuple[int, int] | None = None  # (res, channels) the images themselves suggest, when known
 
     def __post_init__(self):
         x = self.x

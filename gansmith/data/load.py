@@ -59,7 +59,7 @@ def load_images(spec: str, res: int | None = None, channels: int | None = None, 
     _check_options(res, channels, fit, max_images)
     with open_spec(spec, MAX_BYTES) as source:
         if source.array is not None:
-            data = ImageData(torch.from_numpy(_from_array(source.array[:max_images], res, channels, fit)), spec)
+            data = _from_array(source.array[:max_images], spec, res, channels, fit)
         elif _should_stream(stream, _wanted(source, max_images), res, channels):
             data = _stream_files(source, spec, res, channels, fit, max_images, progress)
         else:
@@ -114,12 +114,12 @@ def default_res(shorter_sides: Sequence[int]) -> int:
     return max((r for r in SUPPORTED_RES if r <= limit), default=SUPPORTED_RES[0])
 
 
-def _from_array(x: np.ndarray, res, channels, fit) -> np.ndarray:
+def _from_array(x: np.ndarray, spec: str, res, channels, fit) -> ImageData:
     if x.shape[-1] == 4:
         x = over_white(x)
-    res = res or default_res([min(x.shape[1:3])])
-    channels = channels or (1 if is_gray(x) else 3)
-    return _assemble(x, res, channels, fit, TOO_BIG_ARRAY)
+    native = (default_res([min(x.shape[1:3])]), 1 if is_gray(x) else 3)
+    res, channels = res or native[0], channels or native[1]
+    return ImageData(torch.from_numpy(_assemble(x, res, channels, fit, TOO_BIG_ARRAY)), spec, native=native)
 
 
 def _from_files(source: Source, spec: str, res, channels, fit, max_images, progress) -> ImageData:
@@ -135,9 +135,10 @@ def _from_files(source: Source, spec: str, res, channels, fit, max_images, progr
     skipped = source.refused + _decode_entries(source.entries, wanted, res, fit, progress, keep)
     if not images:
         raise _no_images(spec, skipped)
-    res = res or default_res(sides)
-    channels = channels or max(image.shape[-1] for image in images)  # decoded gray images have 1 channel
-    return ImageData(torch.from_numpy(_assemble(images, res, channels, fit, TOO_BIG_FILES)), spec, skipped)
+    native = (default_res(sides), max(image.shape[-1] for image in images))  # decoded gray images have 1 channel
+    res, channels = res or native[0], channels or native[1]
+    return ImageData(torch.from_numpy(_assemble(images, res, channels, fit, TOO_BIG_FILES)), spec, skipped,
+                     native=native)
 
 
 def _stream_files(source: Source, spec: str, res, channels, fit, max_images, progress) -> ImageData:

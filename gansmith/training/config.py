@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -20,7 +21,8 @@ from ..losses import LOSSES
 from ..models import ARCHITECTURES, DISCRIMINATORS
 from ..models.dcgan import SMALL_RES
 from ..regularizers import REGULARIZERS
-from ..system import amp_by_default, resolve_device
+from ..seeds import MAX_SEED
+from ..system import amp_by_default, check_device_name, resolve_device
 from .augment import parse_policy
 from .lr import LR_DECAYS
 
@@ -132,7 +134,8 @@ class TrainConfig:
     eval_every: float | None = option(None, "compute FID/KID every this many kimg and keep checkpoints/best.pt [default: off]",
                                       positive("a positive number of kimg"))
     eval_n: int = option(1000, "images per evaluation during training", (lambda v: v >= 10, "at least 10 images"))
-    seed: int = option(0, "random seed (same seed, same run)", (lambda v: 0 <= v < 2**63, "a non-negative integer"))
+    seed: int = option(0, "random seed (same seed, same run)",
+                       between(0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}"))
     device: str = option("auto", "auto, cpu, cuda[:N] or mps")
     amp: bool | None = option(None, "bf16 mixed precision where the hardware has it: GPUs that support it, CPUs with "
                               "AVX512-BF16 [default: on for CPUs with AVX512-BF16, where it was measured faster; else off]")
@@ -160,8 +163,27 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+# The Python types each annotation admits (a bool is not a number here, though Python says it is an int; a path
+# object is a string, for the API's data and out).
+KINDS = {"int": (int,), "float": (int, float), "str": (str, os.PathLike), "bool": (bool,)}
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every value of the type its field declares: what a config read from a file needs before any other check."""
+    for name, f in FIELDS.items():
+        value, kinds = getattr(cfg, name), f.type.split("|")
+        if value is None and "None" in f.type:
+            continue
+        kind = kinds[0].strip()
+        if not isinstance(value, KINDS[kind]) or (isinstance(value, bool) and kind != "bool"):
+            raise UserError(f"{flag(name)} must be {'an' if kind == 'int' else 'a'} {kind}, not {value!r}")
+
+
 def validate(cfg: TrainConfig) -> None:
-    """Raise UserError naming the first bad option value: each field's own check, then the combinations."""
+    """Raise UserError naming the first bad option value: its type, each field's own check, then the combinations."""
+    check_types(cfg)
+    if not str(cfg.out).strip():
+        raise UserError("--out must name a folder, not an empty string")
     check_image_options(cfg.res, cfg.channels, cfg.fit)
     for name, f in FIELDS.items():
         value = getattr(cfg, name)
@@ -194,8 +216,7 @@ def validate_combinations(cfg: TrainConfig) -> None:
     require(not (cfg.balance and loss.balance is None),
             f"--balance does not apply to {cfg.loss}, whose D loss has no fixed scale; use --d-steps")
     require(cfg.batch is None or cfg.batch % cfg.pack == 0, f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
-    require(cfg.device == "auto" or cfg.device.split(":")[0] in ("cpu", "cuda", "mps"),
-            f"--device must be auto, cpu, cuda[:N] or mps, not {cfg.device!r}")
+    check_device_name(cfg.device)
     if cfg.arch != "auto":
         refuse_foreign_options(cfg, cfg.arch)
         ARCHITECTURES.get(cfg.arch).check(cfg)
@@ -285,6 +306,21 @@ def upgrade_saved(saved: dict) -> dict:
     c["standing_stats"] = bool(c["standing_stats"])
     c["r1"] = c["r1"] or 0.0
     return c
+
+
+def check_saved(saved) -> TrainConfig:
+    """A resolved config read from a file (a checkpoint's), checked by the rules the CLI applies to options: a file
+    that passes its checksum may still come from elsewhere. Raises UserError naming what is wrong."""
+    if not isinstance(saved, dict):
+        raise UserError(f"its config is not a set of options but {type(saved).__name__}")
+    try:
+        cfg = TrainConfig.from_saved(saved)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"its config cannot be read ({e})") from None
+    validate(cfg)
+    if cfg.arch == "auto" or None in (cfg.res, cfg.channels, cfg.width, cfg.batch):
+        raise UserError("its config is not resolved (arch, res, channels, width, batch)")
+    return cfg
 
 
 def shape_differences(saved: dict, new: dict) -> list[str]:

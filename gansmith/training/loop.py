@@ -35,7 +35,7 @@ class TrainResult:
     run: Path
     step: int
     images_seen: int
-    checkpoint: Path
+    checkpoint: Path | None  # None: stopped before anything was saved
     interrupted: bool
 
 
@@ -49,15 +49,40 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 
 
 def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: bool) -> TrainResult:
-    """The whole run on this process (one of `ranks.world`); only rank 0 writes to the run folder."""
+    """The whole run on this process (one of `ranks.world`); only rank 0 writes to the run folder, holding its
+    lock from before it reads the run until it is done."""
     run = RunFolder(config.out) if ranks.main else ReadOnlyRun(config.out)
+    with run.lock():
+        try:
+            trainer, batches, tb = start_run(config, ranks, run, resume, progress)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM under the CLI, before the first step
+            run.close()
+            if ranks.main:
+                log("interrupted before training started: nothing was trained")
+            saved = list_step_checkpoints(run.checkpoints)
+            return TrainResult(run.path, 0, 0, saved[-1] if saved else None, interrupted=True)
+        try:
+            interrupted = run_loop(trainer, batches, run, tb, progress)
+            checkpoint = save(trainer, run)
+            run.save_sample_grid(float_to_uint8(trainer.fixed_samples()), trainer.step)
+            save_pictures(trainer, run)
+        finally:
+            run.close()
+        if trainer.cfg.report and ranks.main:
+            refresh_report(run.path)
+    if ranks.main:
+        log(("interrupted: " if interrupted else "done: ")
+            + f"{trainer.images_seen / 1000:.1f} kimg, checkpoint {checkpoint}")
+    return TrainResult(run.path, trainer.step, trainer.images_seen, checkpoint, interrupted)
+
+
+def start_run(config: TrainConfig, ranks: Dist, run: RunFolder, resume: bool, progress: bool):
+    """Data, the resolved config, the trainer (resumed, or saved at step 0), config.json: ready for the first step."""
     latest = ranks.broadcast(find_resume_point(run, resume) if ranks.main else None)
     data = load_images(config.data, res=config.res, channels=config.channels, fit=config.fit, progress=progress)
     cfg = resolve(config, data.res, data.channels, world=ranks.world)
     if latest is not None:
-        differing = shape_differences(latest[1]["config"], cfg.to_dict())
-        if differing:
-            raise UserError(f"cannot resume {run.path}: the model shape differs from the run's ({'; '.join(differing)})")
+        check_resumable(run, latest[1]["config"], cfg, data)
 
     trainer = Trainer(cfg, ranks)
     run.create()
@@ -69,24 +94,28 @@ def train_on_ranks(config: TrainConfig, ranks: Dist, resume: bool, progress: boo
                 f"{trainer.images_seen / 1000:.1f} kimg)")
     else:
         save(trainer, run)  # step 0: a point to roll back to if the very first steps diverge
-    run.write_config({**cfg.to_dict(), "ranks": ranks.world}, data.summary(), resumed=latest is not None)
+    native = {"native": list(data.native)} if data.native else {}  # what check_resumable compares with
+    run.write_config({**cfg.to_dict(), "ranks": ranks.world}, {**data.summary(), **native}, resumed=latest is not None)
     run.write_adjustments(trainer.adjustments.state_dict())
     batches = Batches(data, cfg.batch, cfg.seed, trainer.device, ranks.rank, ranks.world)
     trainer.doctor.set_real_diversity(sample_diversity(batches.get_fixed(N_FIXED_SAMPLES)))
-    tb = run.tensorboard(purge_step=trainer.step if latest else None)
-    try:
-        interrupted = run_loop(trainer, batches, run, tb, progress)
-        checkpoint = save(trainer, run)
-        run.save_sample_grid(float_to_uint8(trainer.fixed_samples()), trainer.step)
-        save_pictures(trainer, run)
-    finally:
-        run.close()
-    if cfg.report and ranks.main:
-        refresh_report(run.path)
-    if ranks.main:
-        log(("interrupted: " if interrupted else "done: ")
-            + f"{trainer.images_seen / 1000:.1f} kimg, checkpoint {checkpoint}")
-    return TrainResult(run.path, trainer.step, trainer.images_seen, checkpoint, interrupted)
+    return trainer, batches, run.tensorboard(purge_step=trainer.step if latest else None)
+
+
+def check_resumable(run: RunFolder, saved: dict, cfg: TrainConfig, data) -> None:
+    """Refuse to resume with networks of another shape, or on images of another size or colour than the run's
+    (they would be converted to the run's silently)."""
+    differing = shape_differences(saved, cfg.to_dict())
+    if differing:
+        raise UserError(f"cannot resume {run.path}: the model shape differs from the run's ({'; '.join(differing)})")
+    trained_on = ((run.read_config() or {}).get("data") or {}).get("native")
+    if trained_on and data.native and tuple(trained_on) != tuple(data.native):
+        raise UserError(f"cannot resume {run.path} on {data.source}: the run was trained on "
+                        f"{describe_images(*trained_on)} images, {data.source} holds {describe_images(*data.native)} ones")
+
+
+def describe_images(res: int, channels: int) -> str:
+    return f"{res} px {'grayscale' if channels == 1 else 'colour'}"
 
 
 def refresh_report(path: Path) -> None:
@@ -100,7 +129,7 @@ def find_resume_point(run: RunFolder, resume: bool):
             raise UserError(f"{run.path} already holds a run: pass --resume to continue it, or choose another --out")
         return None
     remove_stale_temporaries(run.checkpoints)
-    latest = load_latest_valid(run.checkpoints)
+    latest = load_latest_valid(run.checkpoints, like=run.saved_config())
     if latest is None:
         raise UserError(f"nothing to resume in {run.path}: it has no usable checkpoint")
     return latest

@@ -6,23 +6,35 @@
     RUN/events/         TensorBoard scalars and sample grids
     RUN/samples/        grid-STEP.png from a fixed latent batch, and latest.png
     RUN/checkpoints/    step-STEP.pt (the newest `keep`), best.pt
+    RUN/.lock           held by the one process that trains the run (see `RunFolder.lock`)
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 import platform
+import socket
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from .. import __version__
+from ..errors import UserError
 from ..fileio import atomic_save_image, atomic_write_json, atomic_write_text
 from ..images import make_grid, to_pil
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no lock; the user must not start two trainings of one run
+    fcntl = None
 
 
 def log(message: str) -> None:
@@ -39,11 +51,68 @@ class RunFolder:
         self.samples = self.path / "samples"
         self.checkpoints = self.path / "checkpoints"
         self.events = self.path / "events"
+        self.lock_file = self.path / ".lock"
         self._tb = None
 
     def create(self) -> None:
         for d in (self.path, self.samples, self.checkpoints):
-            d.mkdir(parents=True, exist_ok=True)
+            with writing(d):
+                d.mkdir(parents=True, exist_ok=True)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Be the one process that writes this run while the block runs; raise UserError naming the holder if
+        another process trains it. The lock is an flock on RUN/.lock: the OS releases it when the process ends,
+        however it ends, so a killed training never leaves a lock that blocks the next one. Readers (sample,
+        doctor, eval, report) never take it: every file they read is replaced atomically or appended by lines.
+        A folder this call created and nothing filled (the run failed before training) is removed again."""
+        created = not self.path.exists()
+        f = self._acquire()
+        try:
+            yield
+        finally:
+            if created:
+                self._remove_if_unused()
+            f.close()
+
+    def _acquire(self):
+        """The open, locked RUN/.lock with this process's pid, host and start time written in it."""
+        while True:
+            with writing(self.path):
+                self.path.mkdir(parents=True, exist_ok=True)
+                f = open(self.lock_file, "a+", encoding="utf-8")
+            if fcntl is None:
+                return f
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                f.seek(0)
+                holder = f.read()
+                f.close()
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise UserError(f"cannot lock {self.lock_file}: {e.strerror or e}") from None
+                raise UserError(f"{self.path} is being trained by another process ({describe_holder(holder)}); "
+                                "wait for it to end or stop it, or choose another --out") from None
+            try:
+                if os.stat(self.lock_file).st_ino == os.fstat(f.fileno()).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            f.close()  # the file was removed by a process that gave up on the run before training: lock anew
+        f.truncate(0)
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n")
+        f.flush()
+        return f
+
+    def _remove_if_unused(self) -> None:
+        """Remove the folder if it holds nothing but the lock file and empty folders (called holding the lock)."""
+        if any(p.is_file() and p != self.lock_file for p in self.path.rglob("*")):
+            return
+        self.lock_file.unlink(missing_ok=True)
+        for d in sorted(self.path.rglob("*"), reverse=True) + [self.path]:
+            with contextlib.suppress(OSError):
+                d.rmdir()
 
     def write_config(self, config: dict, data_summary: dict, resumed: bool = False) -> None:
         """config.json; a resumed run keeps its creation time and adds this resume to `resumed`."""
@@ -63,9 +132,15 @@ class RunFolder:
 
     def read_config(self) -> dict | None:
         try:
-            return json.loads(self.config_file.read_text())
+            saved = json.loads(self.config_file.read_text())
         except (OSError, ValueError):
             return None
+        return saved if isinstance(saved, dict) else None
+
+    def saved_config(self) -> dict | None:
+        """The run's resolved config from config.json, if it is readable."""
+        config = (self.read_config() or {}).get("config")
+        return config if isinstance(config, dict) else None
 
     # --- metrics.jsonl -----------------------------------------------------------------------------
     def read_metrics(self) -> list[dict]:
@@ -112,6 +187,7 @@ class ReadOnlyRun(RunFolder):
     """The run folder as ranks other than 0 see it in distributed training: readable, never written."""
 
     def create(self) -> None: pass
+    def lock(self): return contextlib.nullcontext()
     def write_config(self, config: dict, data_summary: dict, resumed: bool = False) -> None: pass
     def write_adjustments(self, adjustments: dict) -> None: pass
     def append_metrics(self, record: dict) -> None: pass
@@ -125,6 +201,28 @@ class NullWriter:
     def add_scalar(self, *args, **kwargs): pass
     def add_images(self, *args, **kwargs): pass
     def close(self): pass
+
+
+def describe_holder(lock_text: str) -> str:
+    """'pid 123 on host, since 2026-12-06T15:20:00+0000' from a lock file's contents (what is known of them)."""
+    try:
+        h = json.loads(lock_text)
+        return f"pid {h['pid']} on {h['host']}, since {h['started']}"
+    except (ValueError, KeyError, TypeError):
+        return "it is starting"
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """An OSError while creating the run folder -> one line saying why `path` cannot be written."""
+    try:
+        yield
+    except FileExistsError:
+        raise UserError(f"cannot write {path}: it is a file, not a folder") from None
+    except NotADirectoryError:
+        raise UserError(f"cannot write {path}: a part of that path is a file, not a folder") from None
+    except OSError as e:
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def read_metrics(path: str | Path) -> list[dict]:

@@ -4,6 +4,7 @@ A second Ctrl-C stops at once (the last checkpoint on disk is still intact: writ
 """
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -28,3 +29,21 @@ class GracefulStop:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Until the block ends, SIGTERM raises KeyboardInterrupt as Ctrl-C does, so a stop asked for while a command
+    starts up ends it the way a later one does (exit code 130, a message), not with the bare default (143)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
