@@ -1,6 +1,6 @@
 """Architectures and discriminators compared at the same CPU budget: which reaches the best images per CPU-minute?
 
-    python benchmarks/arch_cpu_budget.py --data emoji --cpu-minutes 10 [--arms A,B] [--n 2000] [--threads 1]
+    python benchmarks/arch_cpu_budget.py --data emoji --cpu-minutes 10 [--arms "A;B"] [--n 2000] [--threads 1]
 
 Each arm is an ordinary `gansmith train` run in its own process (benchmarks/cpu_clock.py) whose clock is the
 process's CPU time (user + system, all threads) divided by its thread count: on this shared machine other jobs' work does not count,
@@ -31,13 +31,13 @@ DATASETS = {
 }
 ARMS = {
     "dcgan defaults": {},
-    "fastgan + projected D (hinge, DiffAugment)": {"arch": "fastgan", "loss": "hinge",
+    "fastgan + projected D (hinge + DiffAugment)": {"arch": "fastgan", "loss": "hinge",
                                                    "augment": "translation,cutout,color"},
-    "dcgan G + projected D (hinge, DiffAugment)": {"d_arch": "projected", "loss": "hinge",
+    "dcgan G + projected D (hinge + DiffAugment)": {"d_arch": "projected", "loss": "hinge",
                                                    "augment": "translation,cutout,color"},
     "stylegan defaults": {"arch": "stylegan"},
-    "stylegan, rpgan + R1 + R2 (R3GAN loss)": {"arch": "stylegan", "loss": "rpgan", "r2": None},
-    "dcgan, rpgan + R1 + R2 (R3GAN loss)": {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "r1_every": 4},
+    "stylegan with rpgan + R1 + R2 (R3GAN loss)": {"arch": "stylegan", "loss": "rpgan", "r2": None},
+    "dcgan with rpgan + R1 + R2 (R3GAN loss)": {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "r1_every": 4},
 }
 SAMPLE_SEED = 7
 def slug(arm: str) -> str:
@@ -101,7 +101,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", choices=list(DATASETS), default="emoji")
     p.add_argument("--cpu-minutes", type=float, default=10)
-    p.add_argument("--arms", default=",".join(ARMS), help="comma-separated arm names (see ARMS)")
+    p.add_argument("--arms", default=";".join(ARMS), help="semicolon-separated arm names (see ARMS)")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default="/tmp/gansmith-cpu-budget")
@@ -111,7 +111,7 @@ def main():
     work.mkdir(parents=True, exist_ok=True)
     table = out / "arch_cpu_budget.json"
     rows = json.loads(table.read_text()) if table.exists() else []
-    for arm in [a.strip() for a in args.arms.split(",") if a.strip()]:
+    for arm in [a.strip() for a in args.arms.split(";") if a.strip()]:
         trained = train_arm(arm, DATASETS[args.data], work, args.cpu_minutes, args.threads)
         scores = score(arm, args.data, work, args.cpu_minutes, args.n, out)
         row = {"data": args.data, "arm": arm, "cpu_minutes": args.cpu_minutes, "threads": args.threads, "n": args.n,
