@@ -48,7 +48,7 @@ class Settings:
     init: ImageLike = "content"  # content | noise | style | an image (path or PIL) to start from
     optimizer: str = "lbfgs"     # lbfgs | adam
     steps: int = 100             # iterations at the coarsest level
-    final_steps: int = 50        # iterations at full size (levels between: geometric)
+    final_steps: int = 25        # iterations at full size (levels between: geometric)
     lr: float = 2.0              # Adam only (pixel units); L-BFGS uses its own step length
     average: float = 0.9         # Adam only: decay of the iterate average; 0 = the last iterate
     tolerance: float = 0.0       # end a level when the loss falls by less than this fraction per iteration
@@ -184,7 +184,7 @@ class Stylizer:
         adapted = settings.match_histogram or settings.preserve_colors
         if not adapted and style_long in self._grams:
             return self._grams[style_long]
-        styles = [to_tensor(s, fit_long_side(s.size, style_long)) for s in self.style_imgs]
+        styles = [to_tensor(s, _style_hw(s.size, style_long)) for s in self.style_imgs]
         if settings.match_histogram:
             styles = [color.match_histogram(s, content) for s in styles]
         if settings.preserve_colors:
@@ -211,6 +211,14 @@ class Stylizer:
             return torch.rand(content.shape, generator=generator) * 255
         start = to_tensor(init or self.style_imgs[0], hw)
         return color.luminance_rgb(start) if self.settings.preserve_colors else start
+
+
+def _style_hw(size_wh: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The style image's (height, width) at `long_side`, but never thinner than the network's minimum."""
+    hw = fit_long_side(size_wh, long_side)
+    if min(hw) >= MIN_SIZE:
+        return hw
+    return fit_long_side(size_wh, math.ceil(long_side * MIN_SIZE / min(hw)))
 
 
 def _is_init_name(init: ImageLike) -> bool:
