@@ -113,7 +113,8 @@ def _report(rows: list[list[dict]], evals: int, command: str) -> str:
             l = r["losses"]
             reach = _reached(base, r) if r["method"] == "ours" else r["seconds"]
             reach_text = "not reached" if reach is None else f"{reach:.0f}"
-            name = "baseline" if r["method"] == "baseline" else f"ours {json.dumps(r['options']) if r['options'] else '(defaults)'}"
+            options = json.dumps(r["options"]) if r["options"] else "(defaults)"
+            name = "baseline" if r["method"] == "baseline" else f"ours {options}"
             lines.append(f"| {r['size']} | {name} | {r['seconds']:.0f} | {r['seconds'] / base['seconds']:.2f} | "
                          f"{r['evaluations']} | {r['full_size_evaluations']:.1f} | {l['total']:.4f} | "
                          f"{l['content']:.4f} | {l['style']:.4f} | "

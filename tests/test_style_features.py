@@ -81,7 +81,8 @@ def test_tiled_level_lowers_the_loss_without_seams(vgg):
     content, style = Image.fromarray(smooth.astype(np.uint8)), _stripes(64, 64)
     losses = {}
     result = transfer(content, style, size=96, coarse_size=48, steps=3, final_steps=6, tile_size=64,
-                      optimizer="adam", lr=4.0, model=vgg, on_step=lambda s: losses.setdefault(s.size, []).append(s.losses["total"]))
+                      optimizer="adam", lr=4.0, model=vgg,
+                      on_step=lambda s: losses.setdefault(s.size, []).append(s.losses["total"]))
     assert list(losses) == [(48, 48), (96, 96)]      # 2 x 2 tiles at 96 px
     assert losses[(96, 96)][-1] < 0.85 * losses[(96, 96)][0]
     # a seam would be a column (row) where neighbouring pixels differ more than elsewhere

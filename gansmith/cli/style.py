@@ -43,6 +43,12 @@ def _layers(text: str | None, option: str) -> dict[str, float] | None:
     return {n: equal if w is None else w for n, w in zip(names, weights)}
 
 
+def _setting(flag: str, kind, help: str):
+    """An option whose default is the `Settings` field of the same name, shown in --help."""
+    name = flag.lstrip("-").replace("-", "_")
+    return click.option(flag, type=kind, default=getattr(DEFAULTS, name), show_default=True, help=help)
+
+
 def _list_defaults() -> None:
     s = DEFAULTS
     click.echo("content layers: " + ", ".join(f"{k} (x{v:g})" for k, v in s.content_layers.items()))
@@ -74,50 +80,41 @@ Examples:
 @click.option("--strip", type=click.Path(dir_okay=False),
               help="Also write content | style(s) | result side by side to this file.")
 @click.option("--list-defaults", is_flag=True, help="Print the layers and weights in use and exit.")
-@click.option("--size", type=int, default=DEFAULTS.size, show_default=True,
-              help="Long side of the result (px); levels that do not fit in memory are refined in tiles.")
-@click.option("--style-weights", help="Blend of several styles, e.g. 0.7,0.3 (default: equal).")
-@click.option("--style-scale", type=float, default=DEFAULTS.style_scale, show_default=True,
-              help="Style image size relative to the result; below 1 paints larger strokes.")
-@click.option("--content-weight", type=float, default=DEFAULTS.content_weight, show_default=True,
-              help="Weight of the content loss (relative error of the relu4_2 features).")
-@click.option("--style-weight", type=float, default=DEFAULTS.style_weight, show_default=True,
-              help="Weight of the style loss (relative error of the Gram matrices); higher paints more.")
-@click.option("--tv-weight", type=float, default=DEFAULTS.tv_weight, show_default=True,
-              help="Weight of the total-variation smoothness term.")
+@_setting("--size", int, "Long side of the result (px); levels that do not fit in memory are refined in tiles.")
+@click.option("--style-weights", help="Blend of several styles, e.g. 0.7,0.3  [default: equal]")
+@_setting("--style-scale", float, "Style image size relative to the result; below 1 paints larger strokes.")
+@_setting("--content-weight", float, "Weight of the content loss (relative error of the relu4_2 features).")
+@_setting("--style-weight", float,
+          "Weight of the style loss (relative error of the Gram matrices); higher paints more.")
+@_setting("--tv-weight", float, "Weight of the total-variation smoothness term.")
 @click.option("--content-layers", help="e.g. relu4_2 or relu3_2:0.5,relu4_2:0.5  [default: relu4_2]")
 @click.option("--style-layers", help="e.g. relu1_1,relu2_1,relu3_1 (equal) or relu1_1:0.3,...  "
               "[default: relu1_1,relu2_1,relu3_1,relu4_1,relu5_1]")
-@click.option("--init", default=DEFAULTS.init, show_default=True,
-              help="Starting image: content, noise (see --seed), style, or the path of any image.")
-@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default=DEFAULTS.optimizer,
-              show_default=True, help="L-BFGS (one evaluation per iteration) or Adam with iterate averaging.")
-@click.option("--steps", type=int, default=DEFAULTS.steps, show_default=True,
-              help="Iterations at the coarsest scale (and at the only one for small sizes).")
-@click.option("--final-steps", type=int, default=DEFAULTS.final_steps, show_default=True,
-              help="Iterations at full size; the levels between get a geometric share.")
-@click.option("--tolerance", type=float, default=DEFAULTS.tolerance, show_default=True,
-              help="End a level early when the loss falls by less than this fraction per iteration (0: never).")
-@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Adam learning rate (pixel units).")
-@click.option("--average", type=float, default=DEFAULTS.average, show_default=True,
-              help="Adam: decay of the iterate average that becomes the result (0: the last iterate).")
-@click.option("--pooling", type=click.Choice(["max", "avg"]), default=DEFAULTS.pooling, show_default=True,
-              help="VGG's pooling; avg gives smoother textures (Gatys et al.).")
+@_setting("--init", str,
+          "Starting image: content, noise (see --seed), style, or the path of any image.")
+@_setting("--optimizer", click.Choice(["lbfgs", "adam"]),
+          "L-BFGS (one evaluation per iteration) or Adam with iterate averaging.")
+@_setting("--steps", int, "Iterations at the coarsest scale (and at the only one for small sizes).")
+@_setting("--final-steps", int, "Iterations at full size; the levels between get a geometric share.")
+@_setting("--tolerance", float,
+          "End a level early when the loss falls by less than this fraction per iteration (0: never).")
+@_setting("--lr", float, "Adam learning rate (pixel units).")
+@_setting("--average", float, "Adam: decay of the iterate average that becomes the result (0: the last iterate).")
+@_setting("--pooling", click.Choice(["max", "avg"]), "VGG's pooling; avg gives smoother textures (Gatys et al.).")
 @click.option("--bf16/--no-bf16", default=None,
               help="bfloat16 network (Grams and optimizer stay float32).  [default: on only for CPUs with "
                    "native bf16]")
-@click.option("--tile-size", type=int, default=DEFAULTS.tile_size, show_default=True,
-              help="Refine levels larger than this in overlapping tiles (0: only levels that do not fit).")
+@_setting("--tile-size", int, "Refine levels larger than this in overlapping tiles (0: only levels that do not fit).")
 @click.option("--single-scale", is_flag=True, help="Optimize at full size only (no coarse-to-fine).")
 @click.option("--preserve-colors", is_flag=True, help="Transfer luminance only; keep the photo's colours.")
 @click.option("--match-histogram", is_flag=True, help="Recolour the style image to the photo's colours first.")
-@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
-              help="Seed of the noise start (--init noise); same seed and settings, same image.")
+@_setting("--seed", int, "Seed of the noise start (--init noise); same seed and settings, same image.")
 @click.option("--temporal", is_flag=True,
               help="CONTENT is a folder of video frames: start each frame from the previous result.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="VGG19 state dict in torchvision layout.")
-@click.option("--save-every", type=int, default=0, help="Write an intermediate frame every K iterations.")
-@click.option("--frames-dir", type=click.Path(file_okay=False), help="Where frames go (default: OUTPUT-frames/).")
+@click.option("--save-every", type=int, default=0, show_default=True,
+              help="Write an intermediate frame every K iterations (0: none).")
+@click.option("--frames-dir", type=click.Path(file_okay=False), help="Where frames go.  [default: OUTPUT-frames/]")
 @click.option("--gif", type=click.Path(dir_okay=False), help="Animated GIF of the optimization.")
 @click.option("--log", "log_path", type=click.Path(dir_okay=False), help="JSON lines: every loss term per iteration.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")

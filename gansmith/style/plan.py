@@ -93,8 +93,8 @@ def tile_overlap(tile: int) -> int:
 def estimate_memory(level: Level, settings: Settings) -> int:
     """Bytes needed at one level: the VGG activations kept for the backward pass (of the whole image or of one
     tile; each layer output once, float32, twice that for the gradients in flight), the optimizer's state,
-    and the forward pass over the style image that computes its Gram targets. About 2x the measured peak
-    RSS at 512 px (docs/style.md)."""
+    and the forward pass over the style image that computes its Gram targets. Meant as an upper bound
+    (docs/style.md compares it with measured peaks)."""
     h, w = level.hw
     image = 3 * h * w * 4
     network_hw = (min(h, level.tile), min(w, level.tile)) if level.tile else level.hw

@@ -153,7 +153,7 @@ class Stylizer:
             on_step: Callable[[Step], None] | None = None, init: Image.Image | None = None) -> Image.Image:
         """Optimize level by level; `init` (else `settings.init`) is the starting image."""
         settings, image, iteration = self.settings, None, 0
-        init = init or self.init_img
+        init = init if init is not None else self.init_img
         for index, level in enumerate(levels):
             content = to_tensor(content_img, level.hw)
             grams = self.style_grams(level.hw, content)
@@ -209,7 +209,7 @@ class Stylizer:
         if init is None and self.settings.init == "noise":
             generator = torch.Generator().manual_seed(self.settings.seed)
             return torch.rand(content.shape, generator=generator) * 255
-        start = to_tensor(init or self.style_imgs[0], hw)
+        start = to_tensor(self.style_imgs[0] if init is None else init, hw)
         return color.luminance_rgb(start) if self.settings.preserve_colors else start
 
 
