@@ -62,10 +62,11 @@ def style_targets(model: VGG19Features, styles: list[torch.Tensor], style_blend:
     gradients at a fraction of the cost.
     """
     targets = {layer: 0.0 for layer in layers}
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for style, share in zip(styles, style_blend):
-            for layer, f in _features(model, style, layers, pooling, bf16).items():
-                targets[layer] = targets[layer] + share * gram(f)
+            # one layer at a time: the activations of a print-size style image do not all fit at once
+            for layer, f in model.features_of(style, layers, pooling):
+                targets[layer] = targets[layer] + share * gram(f.float())
     return targets
 
 

