@@ -66,7 +66,8 @@ def style_targets(model: VGG19Features, styles: list[torch.Tensor], style_blend:
         for style, share in zip(styles, style_blend):
             # one layer at a time: the activations of a print-size style image do not all fit at once
             for layer, f in model.features_of(style, layers, pooling):
-                targets[layer] = targets[layer] + share * gram(f.float())
+                with torch.autocast("cpu", enabled=False):   # Gram sums over all positions: fp32
+                    targets[layer] = targets[layer] + share * gram(f.float())
     return targets
 
 
