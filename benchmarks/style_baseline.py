@@ -46,7 +46,7 @@ def run_baseline(model, content_img, style_img, size: int, evals: int, on_eval=N
             total.backward()
             run[0] += 1
             if on_eval is not None:
-                on_eval(run[0], float(total))
+                on_eval(run[0], float(total.detach()))
             return total
         optimizer.step(closure)
     with torch.no_grad():

@@ -48,7 +48,7 @@ class Settings:
     init: ImageLike = "content"  # content | noise | style | an image (path or PIL) to start from
     optimizer: str = "lbfgs"     # lbfgs | adam
     steps: int = 100             # iterations at the coarsest level
-    final_steps: int = 25        # iterations at full size (levels between: geometric)
+    final_steps: int = 50        # iterations at full size (levels between: geometric)
     lr: float = 2.0              # Adam only (pixel units); L-BFGS uses its own step length
     average: float = 0.9         # Adam only: decay of the iterate average; 0 = the last iterate
     tolerance: float = 0.0       # end a level when the loss falls by less than this fraction per iteration
