@@ -165,6 +165,13 @@ def test_adam_ends_on_the_average_of_its_iterates():
     assert (image - target).abs().max() < (seen[-1] - target).abs().max() + 1e-6
 
 
+def test_only_adam_averages_its_iterates():
+    level = Level((64, 64), 10)
+    assert Settings().method(level).average == 0.0                     # L-BFGS ends on its last iterate
+    assert Settings(optimizer="adam").method(level).average == Settings().average > 0
+    assert Settings(optimizer="adam", average=0).method(level).average == 0.0
+
+
 def test_adam_with_averaging_lowers_the_style_loss(vgg):
     log = []
     transfer(_image(32, 32), _stripes(32, 32), size=32, steps=30, optimizer="adam", lr=4.0, model=vgg,

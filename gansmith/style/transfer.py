@@ -86,7 +86,8 @@ class Settings:
             raise UserError(f"unknown VGG19 layer(s): {', '.join(sorted(unknown))}")
 
     def method(self, level: Level) -> Method:
-        return Method(self.optimizer, self.lr, level.history, self.average, self.tolerance)
+        average = self.average if self.optimizer == "adam" else 0.0   # L-BFGS's last iterate is its best
+        return Method(self.optimizer, self.lr, level.history, average, self.tolerance)
 
     def use_bf16(self) -> bool:
         if self.bf16 is not None:
