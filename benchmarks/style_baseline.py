@@ -14,8 +14,9 @@ import time
 
 import torch
 
-from gansmith.style.losses import Objective, Weights
-from gansmith.style.transfer import Settings, fit_long_side, load_image, to_pil, to_tensor
+from gansmith.style.losses import Objective, Weights, style_targets
+from gansmith.style.plan import fit_long_side
+from gansmith.style.transfer import Settings, load_image, to_pil, to_tensor
 from gansmith.style.vgg import load_vgg19
 
 
@@ -27,7 +28,7 @@ def default_objective(model, content_img, style_img, size: int) -> tuple[Objecti
     style = to_tensor(style_img, fit_long_side(style_img.size, max(hw)))
     weights = Weights(content={k: s.content_weight * v for k, v in s.content_layers.items()},
                       style={k: s.style_weight * v for k, v in s.style_layers.items()}, tv=s.tv_weight)
-    return Objective(model, content, [style], [1.0], weights), content
+    return Objective(model, content, style_targets(model, [style], [1.0], weights.style), weights), content
 
 
 def run_baseline(model, content_img, style_img, size: int, evals: int, on_eval=None) -> torch.Tensor:
@@ -45,7 +46,7 @@ def run_baseline(model, content_img, style_img, size: int, evals: int, on_eval=N
             total.backward()
             run[0] += 1
             if on_eval is not None:
-                on_eval(run[0], float(total))
+                on_eval(run[0], float(total.detach()))
             return total
         optimizer.step(closure)
     with torch.no_grad():

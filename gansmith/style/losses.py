@@ -53,31 +53,50 @@ class Weights:
     tv: float
 
 
-class Objective:
-    """The weighted sum of content, style and TV losses for one content image and a blend of styles.
+def style_targets(model: VGG19Features, styles: list[torch.Tensor], style_blend: list[float],
+                  layers, pooling: str = "max", bf16: bool = False) -> dict[str, torch.Tensor]:
+    """The blended Gram matrix of each style layer: computed once per size and reused for every evaluation.
 
     Several styles are blended by their weights (summing to 1) on the Gram targets: for a fixed G,
     sum_s w_s |G - A_s|^2 = |G - sum_s w_s A_s|^2 + a constant, so one blended target gives the same
     gradients at a fraction of the cost.
     """
+    targets = {layer: 0.0 for layer in layers}
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for style, share in zip(styles, style_blend):
+            # one layer at a time: the activations of a print-size style image do not all fit at once
+            for layer, f in model.features_of(style, layers, pooling):
+                with torch.autocast("cpu", enabled=False):   # Gram sums over all positions: fp32
+                    targets[layer] = targets[layer] + share * gram(f.float())
+    return targets
 
-    def __init__(self, model: VGG19Features, content: torch.Tensor, styles: list[torch.Tensor],
-                 style_blend: list[float], weights: Weights):
-        self.model, self.weights = model, weights
+
+def _features(model: VGG19Features, image: torch.Tensor, layers, pooling: str, bf16: bool):
+    """VGG features in float32. With `bf16` the network runs under bfloat16 autocast, but the features are
+    cast back before any Gram matrix or loss is formed: those sums over many positions need fp32."""
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        features = model(image, layers, pooling)
+    return {k: v.float() for k, v in features.items()}
+
+
+class Objective:
+    """The weighted sum of content, style and TV losses for one content image and given style targets
+    (`style_targets`)."""
+
+    def __init__(self, model: VGG19Features, content: torch.Tensor, style_grams: dict[str, torch.Tensor],
+                 weights: Weights, pooling: str = "max", bf16: bool = False):
+        self.model, self.weights, self.pooling, self.bf16 = model, weights, pooling, bf16
         self.layers = sorted(set(weights.content) | set(weights.style))
         with torch.no_grad():
-            self.content_targets = model(content, weights.content)
-            self.style_targets = {layer: 0.0 for layer in weights.style}
-            for style, share in zip(styles, style_blend):
-                for layer, f in model(style, weights.style).items():
-                    self.style_targets[layer] = self.style_targets[layer] + share * gram(f)
+            self.content_targets = _features(model, content, weights.content, pooling, bf16)
+        self.style_targets = {layer: style_grams[layer] for layer in weights.style}
         self.content_scale = {k: w / _mean_square(self.content_targets[k]) for k, w in weights.content.items()}
         self.style_scale = {k: w / _mean_square(self.style_targets[k]) for k, w in weights.style.items()}
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Total loss (differentiable) and each weighted term as a float, keyed 'content/relu4_2',
         'style/relu1_1', ..., 'tv'."""
-        features = self.model(image, self.layers)
+        features = _features(self.model, image, self.layers, self.pooling, self.bf16)
         terms = {}
         for layer, w in self.content_scale.items():
             terms[f"content/{layer}"] = w * content_loss(features[layer], self.content_targets[layer])
@@ -86,6 +105,13 @@ class Objective:
         terms["tv"] = self.weights.tv * tv_loss(image)
         total = torch.stack(list(terms.values())).sum()
         return total, {k: float(v.detach()) for k, v in terms.items()}
+
+    def evaluate(self, image: torch.Tensor) -> tuple[float, dict[str, float], torch.Tensor]:
+        """Total loss, the terms, and the gradient of the total with respect to `image`."""
+        x = image.detach().requires_grad_(True)
+        total, terms = self(x)
+        grad, = torch.autograd.grad(total, x)
+        return float(total.detach()), terms, grad
 
 
 def _mean_square(x: torch.Tensor) -> float:

@@ -14,17 +14,21 @@ from typing import Callable, Sequence, Union
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from tqdm import tqdm
 
 from ..errors import UserError
 from . import color
-from .losses import Objective, Weights, summarize
-from .vgg import VGG19Features, layer_names, load_vgg19, relu_names
+from .losses import Objective, Weights, style_targets, summarize
+from .optim import Method, optimize
+from .plan import MIN_SIZE, Level, check_memory, fit_long_side, tile_overlap
+from .tiles import TiledObjective
+from .vgg import VGG19Features, load_vgg19, relu_names
 
 DEFAULT_CONTENT_LAYERS = {"relu4_2": 1.0}
 # Equal weights over the first ReLU of each block, as in Gatys et al.; with the relative-error
 # normalization of `losses.Objective` equal weights mean equal importance.
 DEFAULT_STYLE_LAYERS = {"relu1_1": 0.2, "relu2_1": 0.2, "relu3_1": 0.2, "relu4_1": 0.2, "relu5_1": 0.2}
-MIN_SIZE = 32  # four poolings before relu5_1 leave 2 x 2 positions
+INIT_NAMES = ("content", "noise", "style")
 
 ImageLike = Union[str, os.PathLike, Image.Image]
 
@@ -41,13 +45,18 @@ class Settings:
     tv_weight: float = 1e-5
     content_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CONTENT_LAYERS))
     style_layers: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STYLE_LAYERS))
-    init: str = "content"        # content | noise | style
+    init: ImageLike = "content"  # content | noise | style | an image (path or PIL) to start from
     optimizer: str = "lbfgs"     # lbfgs | adam
-    steps: int = 100             # iterations at the coarsest scale; each finer scale gets half as many
-    min_steps: int = 50          # ... but never fewer than this
+    steps: int = 100             # iterations at the coarsest level
+    final_steps: int = 50        # iterations at full size (levels between: geometric)
     lr: float = 2.0              # Adam only (pixel units); L-BFGS uses its own step length
+    average: float = 0.9         # Adam only: decay of the iterate average; 0 = the last iterate
+    tolerance: float = 0.0       # end a level when the loss falls by less than this fraction per iteration
     coarse_size: int = 256       # coarse-to-fine starts here when size is larger
     scale_factor: float = 2.0    # ratio between pyramid levels (2 or sqrt(2))
+    pooling: str = "max"         # max | avg
+    bf16: bool | None = None     # bfloat16 network; None = only on CPUs with native bf16
+    tile_size: int = 0           # refine levels above this size in tiles; 0 = only levels that do not fit
     preserve_colors: bool = False
     match_histogram: bool = False
     seed: int = 0
@@ -56,12 +65,18 @@ class Settings:
     def check(self) -> None:
         if self.size < MIN_SIZE:
             raise UserError(f"--size must be at least {MIN_SIZE} pixels, got {self.size}")
-        if self.init not in ("content", "noise", "style"):
-            raise UserError(f"--init must be content, noise or style, not {self.init!r}")
+        if isinstance(self.init, str) and self.init not in INIT_NAMES and not Path(self.init).is_file():
+            raise UserError(f"--init must be content, noise, style or an image file, not {self.init!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise UserError(f"--optimizer must be lbfgs or adam, not {self.optimizer!r}")
-        if self.steps < 1 or self.min_steps < 1:
-            raise UserError("--steps must be at least 1")
+        if self.pooling not in ("max", "avg"):
+            raise UserError(f"--pooling must be max or avg, not {self.pooling!r}")
+        if self.steps < 1 or self.final_steps < 1:
+            raise UserError("--steps and --final-steps must be at least 1")
+        if not 0 <= self.average < 1 or self.tolerance < 0:
+            raise UserError("--average must be in [0, 1) and --tolerance at least 0")
+        if self.tile_size and self.tile_size < 2 * MIN_SIZE:
+            raise UserError(f"--tile-size must be 0 (automatic) or at least {2 * MIN_SIZE}")
         if self.scale_factor <= 1:
             raise UserError("the scale factor between pyramid levels must be above 1")
         if not 0.05 <= self.style_scale <= 4:
@@ -69,6 +84,16 @@ class Settings:
         unknown = (set(self.content_layers) | set(self.style_layers)) - set(relu_names())
         if unknown:
             raise UserError(f"unknown VGG19 layer(s): {', '.join(sorted(unknown))}")
+
+    def method(self, level: Level) -> Method:
+        average = self.average if self.optimizer == "adam" else 0.0   # L-BFGS's last iterate is its best
+        return Method(self.optimizer, self.lr, level.history, average, self.tolerance)
+
+    def use_bf16(self) -> bool:
+        if self.bf16 is not None:
+            return self.bf16
+        from ..system import amp_by_default
+        return amp_by_default(torch.device("cpu"))
 
 
 @dataclass
@@ -94,84 +119,111 @@ def transfer(content: ImageLike, styles: ImageLike | Sequence[ImageLike], *,
     `on_step` is called after every iteration; `progress` shows a tqdm bar with the losses; `model` reuses an
     already loaded `VGG19Features` (otherwise `load_vgg19(weights)`).
     """
-    settings = Settings(**options)
-    settings.check()
-    style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
-    if not style_list:
-        raise UserError("give at least one style image")
-    blend = _blend(settings.style_blend, len(style_list))
+    stylizer = Stylizer(styles, Settings(**options), model)
     content_img = load_image(content)
-    style_imgs = [load_image(s) for s in style_list]
-    levels = pyramid(fit_long_side(content_img.size, settings.size), settings.coarse_size, settings.scale_factor)
-    check_memory(levels[-1], settings)
-    model = model or load_vgg19(settings.weights)
-    return _run(model, content_img, style_imgs, blend, levels, settings, on_step, progress)
+    levels = stylizer.plan(content_img)
+    with progress_bar(levels, progress) as bar:
+        return stylizer.run(content_img, levels, bar, on_step)
 
 
-def _run(model, content_img, style_imgs, blend, levels, settings, on_step, progress) -> Image.Image:
-    schedule = steps_per_level(len(levels), settings.steps, settings.min_steps)
-    bar = _progress_bar(sum(schedule), progress)
-    image, iteration = None, 0
-    for level, ((h, w), steps) in enumerate(zip(levels, schedule)):
-        content, styles = _level_inputs(content_img, style_imgs, (h, w), settings)
-        objective = Objective(model, content, styles, blend, _weights(settings))
-        if image is None:
-            image = _initial(settings, content, styles[0])
-        else:
-            image = _upsample(image, (h, w), content if settings.init == "content" else None)
-        for terms in optimize(objective, image, steps, settings):
-            iteration += 1
-            if bar is not None:
-                _update_bar(bar, (h, w), terms)
-            if on_step is not None:
-                on_step(Step(iteration, level, (h, w), terms, image))
-    if bar is not None:
-        bar.close()
-    result = image.detach()
-    if settings.preserve_colors:
-        result = color.with_content_chrominance(result, to_tensor(content_img, levels[-1]))
-    return to_pil(result)
+class Stylizer:
+    """One style (or blend of styles) for any number of content images: the network is loaded once and the
+    style's Gram targets are computed once per size."""
+
+    def __init__(self, styles: ImageLike | Sequence[ImageLike], settings: Settings,
+                 model: VGG19Features | None = None):
+        settings.check()
+        style_list = [styles] if isinstance(styles, (str, os.PathLike, Image.Image)) else list(styles)
+        if not style_list:
+            raise UserError("give at least one style image")
+        self.settings = settings
+        self.blend = _blend(settings.style_blend, len(style_list))
+        self.style_imgs = [load_image(s) for s in style_list]
+        self.init_img = None if _is_init_name(settings.init) else load_image(settings.init)
+        self.bf16 = settings.use_bf16()
+        self.model = model or load_vgg19(settings.weights)
+        self._grams: dict[int, dict[str, torch.Tensor]] = {}
+
+    def plan(self, content_img: Image.Image, single_scale: bool = False) -> list[Level]:
+        """The levels for this content image (a UserError if they do not fit in memory); `single_scale`
+        skips the coarse levels and runs `final_steps` at full size (a start that is already good)."""
+        levels = check_memory(content_img.size, self.settings)
+        return [Level(levels[-1].hw, self.settings.final_steps, levels[-1].tile)] if single_scale else levels
+
+    def run(self, content_img: Image.Image, levels: list[Level], bar: tqdm,
+            on_step: Callable[[Step], None] | None = None, init: Image.Image | None = None) -> Image.Image:
+        """Optimize level by level; `init` (else `settings.init`) is the starting image."""
+        settings, image, iteration = self.settings, None, 0
+        init = init if init is not None else self.init_img
+        for index, level in enumerate(levels):
+            content = to_tensor(content_img, level.hw)
+            grams = self.style_grams(level.hw, content)
+            if settings.preserve_colors:
+                content = color.luminance_rgb(content)
+            objective = self._objective(content, grams, level)
+            if image is None:
+                image = self._initial(content, level.hw, init)
+            else:
+                image = _upsample(image, level.hw, content if settings.init == "content" else None)
+            done = 0
+            for terms in optimize(objective.evaluate, image, level.steps, settings.method(level)):
+                iteration, done = iteration + 1, done + 1
+                _update_bar(bar, level, terms)
+                if on_step is not None:
+                    on_step(Step(iteration, index, level.hw, terms, image))
+            bar.update(level.pixels * (level.steps - done) / 1e6)   # the stopping rule ended it early
+        result = image.detach()
+        if settings.preserve_colors:
+            result = color.with_content_chrominance(result, to_tensor(content_img, levels[-1].hw))
+        return to_pil(result)
+
+    def style_grams(self, hw: tuple[int, int], content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The blended style Gram targets for a level of size `hw`. Without colour options they depend only on
+        the style image's size, so they are cached; the colour options adapt the style to each content."""
+        settings = self.settings
+        style_long = max(MIN_SIZE, round(max(hw) * settings.style_scale))
+        adapted = settings.match_histogram or settings.preserve_colors
+        if not adapted and style_long in self._grams:
+            return self._grams[style_long]
+        styles = [to_tensor(s, _style_hw(s.size, style_long)) for s in self.style_imgs]
+        if settings.match_histogram:
+            styles = [color.match_histogram(s, content) for s in styles]
+        if settings.preserve_colors:
+            styles = [color.match_luminance(s, content) for s in styles]
+        grams = style_targets(self.model, styles, self.blend, settings.style_layers, settings.pooling, self.bf16)
+        if not adapted:
+            self._grams[style_long] = grams
+        return grams
+
+    def _objective(self, content, grams, level: Level):
+        s = self.settings
+        weights = Weights(content={k: s.content_weight * v for k, v in s.content_layers.items()},
+                          style={k: s.style_weight * v for k, v in s.style_layers.items()}, tv=s.tv_weight)
+        if level.tile:
+            return TiledObjective(self.model, content, grams, weights, level.tile, tile_overlap(level.tile),
+                                  s.pooling, self.bf16)
+        return Objective(self.model, content, grams, weights, s.pooling, self.bf16)
+
+    def _initial(self, content: torch.Tensor, hw: tuple[int, int], init: Image.Image | None) -> torch.Tensor:
+        if init is None and self.settings.init == "content":
+            return content.clone()
+        if init is None and self.settings.init == "noise":
+            generator = torch.Generator().manual_seed(self.settings.seed)
+            return torch.rand(content.shape, generator=generator) * 255
+        start = to_tensor(self.style_imgs[0] if init is None else init, hw)
+        return color.luminance_rgb(start) if self.settings.preserve_colors else start
 
 
-def optimize(objective: Objective, image: torch.Tensor, steps: int, settings: Settings):
-    """Optimize `image` in place; yield the loss terms of each iteration.
-
-    The image is clamped to [0, 255] after every step (as in the PyTorch tutorial). L-BFGS runs one
-    iteration per `step()` call with no line search: one network evaluation per iteration, the cheapest
-    way to make progress on this objective.
-    """
-    image.requires_grad_(True)
-    if settings.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=50,
-                                tolerance_grad=0.0, tolerance_change=0.0)
-    else:
-        opt = torch.optim.Adam([image], lr=settings.lr)
-    last_terms = {}
-
-    # The losses are means (size-independent), so their gradient per pixel shrinks as 1 / pixel count.
-    # L-BFGS skips curvature updates below a fixed threshold (y.s < 1e-10), which made large levels stall;
-    # optimizing the sum over pixels instead keeps it scale-free at every size.
-    scale = float(image.shape[-1] * image.shape[-2])
-
-    def closure():
-        opt.zero_grad()
-        total, terms = objective(image)
-        (total * scale).backward()
-        last_terms.update(terms)
-        return total * scale
-
-    for _ in range(steps):
-        opt.step(closure)
-        with torch.no_grad():
-            image.clamp_(0, 255)
-        yield dict(last_terms)
-    image.requires_grad_(False)
+def _style_hw(size_wh: tuple[int, int], long_side: int) -> tuple[int, int]:
+    """The style image's (height, width) at `long_side`, but never thinner than the network's minimum."""
+    hw = fit_long_side(size_wh, long_side)
+    if min(hw) >= MIN_SIZE:
+        return hw
+    return fit_long_side(size_wh, math.ceil(long_side * MIN_SIZE / min(hw)))
 
 
-def _weights(settings: Settings) -> Weights:
-    return Weights(content={k: settings.content_weight * v for k, v in settings.content_layers.items()},
-                   style={k: settings.style_weight * v for k, v in settings.style_layers.items()},
-                   tv=settings.tv_weight)
+def _is_init_name(init: ImageLike) -> bool:
+    return isinstance(init, str) and init in INIT_NAMES
 
 
 def _blend(blend: Sequence[float] | None, n: int) -> list[float]:
@@ -183,69 +235,6 @@ def _blend(blend: Sequence[float] | None, n: int) -> list[float]:
     if any(b < 0 or not math.isfinite(b) for b in blend) or sum(blend) <= 0:
         raise UserError("--style-weights must be non-negative numbers, not all zero")
     return [b / sum(blend) for b in blend]
-
-
-# --- sizes ---------------------------------------------------------------------------------------------
-
-def fit_long_side(size_wh: tuple[int, int], long_side: int) -> tuple[int, int]:
-    """(width, height) of an image -> (height, width) with the given long side, aspect kept."""
-    w, h = size_wh
-    scale = long_side / max(w, h)
-    return max(1, round(h * scale)), max(1, round(w * scale))
-
-
-def pyramid(final_hw: tuple[int, int], coarse_size: int, factor: float) -> list[tuple[int, int]]:
-    """(height, width) of each level, coarsest first. Above `coarse_size` the image is first optimized
-    small, where a few cheap iterations settle the large structures; each finer level then only refines.
-    Optimizing at full size from the start also paints the style's textures too small, because VGG's
-    receptive fields cover less of a large image; the coarse start fixes that too."""
-    h, w = final_hw
-    levels = [(h, w)]
-    while max(levels[0]) / factor >= coarse_size * 0.9:
-        scale = (factor ** len(levels))
-        levels.insert(0, (max(MIN_SIZE, round(h / scale)), max(MIN_SIZE, round(w / scale))))
-    return levels
-
-
-def steps_per_level(n_levels: int, steps: int, min_steps: int) -> list[int]:
-    """`steps` at the coarsest level, halving at each finer one (each costs about 4x more per iteration at
-    2x scale), never below `min_steps`."""
-    return [max(steps >> i, min(steps, min_steps)) for i in range(n_levels)]
-
-
-def estimate_memory(hw: tuple[int, int], settings: Settings) -> int:
-    """Bytes needed to optimize an H x W image: the VGG activations kept for the backward pass (each layer
-    output once, float32; twice that to leave room for the gradients in flight) plus the L-BFGS history.
-    On the shipped example this is about 2x the measured peak RSS (see benchmarks/results)."""
-    h, w = hw
-    deepest = max(layer_names().index(n) for n in (*settings.content_layers, *settings.style_layers))
-    channels, total, scale = 3, 0, 1
-    for name in layer_names()[:deepest + 1]:
-        if name.startswith("conv"):
-            channels = {1: 64, 2: 128, 3: 256}.get(int(name[4]), 512)
-        if name.startswith("pool"):
-            scale *= 2
-        total += channels * math.ceil(h / scale) * math.ceil(w / scale) * 4
-    return 2 * total + 2 * 50 * 3 * h * w * 4 + 600 * 2 ** 20  # 600 MiB: weights, torch, Python
-
-
-def available_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def check_memory(final_hw: tuple[int, int], settings: Settings) -> None:
-    need, have = estimate_memory(final_hw, settings), available_memory()
-    if need > have:
-        fits = int(settings.size * math.sqrt(have / need) * 0.9) // 16 * 16
-        raise UserError(f"--size {settings.size} needs about {need / 2 ** 30:.1f} GiB of memory but "
-                        f"{have / 2 ** 30:.1f} GiB is available; try --size {max(MIN_SIZE, fits)}")
 
 
 # --- images --------------------------------------------------------------------------------------------
@@ -279,35 +268,21 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array)
 
 
-def _level_inputs(content_img, style_imgs, hw, settings):
-    """Content and style tensors for one pyramid level, colour options applied."""
-    content = to_tensor(content_img, hw)
-    style_long = max(MIN_SIZE, round(max(hw) * settings.style_scale))
-    styles = [to_tensor(s, fit_long_side(s.size, style_long)) for s in style_imgs]
-    if settings.match_histogram:
-        styles = [color.match_histogram(s, content) for s in styles]
-    if settings.preserve_colors:
-        styles = [color.match_luminance(s, content) for s in styles]
-        content = color.luminance_rgb(content)
-    return content, styles
-
-
-def _initial(settings: Settings, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    if settings.init == "content":
-        return content.clone()
-    if settings.init == "style":
-        return torch.nn.functional.interpolate(style, size=content.shape[2:], mode="bilinear",
-                                               align_corners=False, antialias=True)
-    generator = torch.Generator().manual_seed(settings.seed)
-    return torch.rand(content.shape, generator=generator) * 255
+def side_by_side(images: Sequence[Image.Image], height: int = 384, gap: int = 8) -> Image.Image:
+    """The images scaled to one height, left to right on white."""
+    scaled = [im.resize((max(1, round(im.width * height / im.height)), height), Image.LANCZOS) for im in images]
+    strip = Image.new("RGB", (sum(im.width for im in scaled) + gap * (len(scaled) - 1), height), "white")
+    x = 0
+    for im in scaled:
+        strip.paste(im, (x, 0))
+        x += im.width + gap
+    return strip
 
 
 def _upsample(image: torch.Tensor, hw: tuple[int, int], content: torch.Tensor | None = None) -> torch.Tensor:
     """The previous level's result at the next level's size (height, width). Given the `content` image at that
     size, the detail band the coarse level could not hold (content minus content blurred to the coarse size)
-    is added back, so the fine level starts sharp instead of blurred: on the shipped example at
-    512 px this lowers the loss at the first fine iteration from 3.35 to 2.63 and after the last from 0.606 to
-    0.589 (benchmarks/results/style_transfer.md)."""
+    is added back, so the fine level starts sharp instead of blurred (measured in docs/style.md)."""
     up = _resize(image.detach(), hw)
     if content is not None:
         up = up + content - _resize(_resize(content, tuple(image.shape[2:])), hw)
@@ -323,15 +298,18 @@ def _resize(image: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
 
 # --- progress ------------------------------------------------------------------------------------------
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, unit="it", dynamic_ncols=True)
+def progress_bar(levels: list[Level], enabled: bool) -> tqdm:
+    """A bar over the cost (megapixel-iterations) of `levels`: levels differ ~16x in cost per iteration, so
+    counting iterations would make the estimated time wrong."""
+    return tqdm(total=sum(level.cost for level in levels) / 1e6, unit="Mpx", disable=not enabled,
+                dynamic_ncols=True, bar_format="{l_bar}{bar}| {percentage:3.0f}% [{elapsed}<{remaining}{postfix}]")
 
 
-def _update_bar(bar, hw, terms) -> None:
+def _update_bar(bar: tqdm, level: Level, terms: dict[str, float]) -> None:
+    if bar.disable:
+        return
     s = summarize(terms)
-    bar.set_postfix_str(f"{hw[1]}x{hw[0]} loss {s['total']:.4g} (content {s['content']:.3g}, "
+    h, w = level.hw
+    bar.set_postfix_str(f"{w}x{h} loss {s['total']:.4g} (content {s['content']:.3g}, "
                         f"style {s['style']:.3g}, tv {s['tv']:.3g})", refresh=False)
-    bar.update(1)
+    bar.update(level.pixels / 1e6)

