@@ -16,7 +16,7 @@ import torch
 
 from gansmith.style.losses import Objective, Weights, style_targets
 from gansmith.style.plan import fit_long_side
-from gansmith.style.transfer import Settings, load_image, to_pil, to_tensor
+from gansmith.style.transfer import Settings, load_image, tensor_to_pil, to_tensor
 from gansmith.style.vgg import load_vgg19
 
 
@@ -65,7 +65,7 @@ def main():
     start = time.perf_counter()
     image = run_baseline(load_vgg19(), load_image(args.content), load_image(args.style), args.size, args.evals,
                          on_eval=lambda n, loss: print(f"{n} {time.perf_counter() - start:.1f}s {loss:.4f}"))
-    to_pil(image).save(args.output)
+    tensor_to_pil(image).save(args.output)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def worker(method: str, size: int, evals: int, options: dict, picture: str) -> d
     """Runs in the subprocess: one method at one size; returns times, losses and peak RSS."""
     import torch
     from gansmith.style import transfer
-    from gansmith.style.transfer import load_image, to_pil, to_tensor
+    from gansmith.style.transfer import load_image, tensor_to_pil, to_tensor
     from gansmith.style.vgg import load_vgg19
     from style_baseline import run_baseline
 
@@ -53,7 +53,7 @@ def worker(method: str, size: int, evals: int, options: dict, picture: str) -> d
     if method == "baseline":
         image = run_baseline(model, load_image(CONTENT), load_image(STYLE), size, evals,
                              on_eval=lambda n, loss: trace.append((time.perf_counter() - start, loss)))
-        image = to_tensor(to_pil(image), tuple(image.shape[2:]))   # rounded to uint8 like ours
+        image = to_tensor(tensor_to_pil(image), tuple(image.shape[2:]))   # rounded to uint8 like ours
     else:
         def on_step(step):
             trace.append((time.perf_counter() - start, step.losses["total"], step.size[0] * step.size[1]))
@@ -61,7 +61,7 @@ def worker(method: str, size: int, evals: int, options: dict, picture: str) -> d
         result = transfer(CONTENT, STYLE, size=size, model=model, on_step=on_step, **options)
         image = to_tensor(result, (result.size[1], result.size[0]))
     seconds = time.perf_counter() - start
-    to_pil(image).save(picture)
+    tensor_to_pil(image).save(picture)
     losses = _final_losses(model, image, size)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     pixels = image.shape[2] * image.shape[3]

@@ -174,7 +174,7 @@ def _run_folder(content_dir, styles, options, out_dir, temporal, progress):
 def _run(content, styles, options, output, save_every, frames_dir, gif, log_path, strip, progress):
     from ..fileio import atomic_save_image
     from ..style import transfer
-    from ..style.transfer import load_image, side_by_side, to_pil
+    from ..style.transfer import load_image, side_by_side, tensor_to_pil
     frames, log = [], open(log_path, "w") if log_path else None
     if save_every and frames_dir is None and not gif:
         frames_dir = output.with_name(output.stem + "-frames")
@@ -184,7 +184,7 @@ def _run(content, styles, options, output, save_every, frames_dir, gif, log_path
             log.write(json.dumps({"iteration": step.iteration, "level": step.level,
                                   "size": list(step.size), **step.terms}) + "\n")
         if save_every and step.iteration % save_every == 0:
-            frame = to_pil(step.image.detach())
+            frame = tensor_to_pil(step.image.detach())
             if frames_dir is not None:
                 atomic_save_image(frames_dir / f"frame-{step.iteration:05d}.png", frame)
             if gif:

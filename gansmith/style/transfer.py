@@ -175,7 +175,7 @@ class Stylizer:
         result = image.detach()
         if settings.preserve_colors:
             result = color.with_content_chrominance(result, to_tensor(content_img, levels[-1].hw))
-        return to_pil(result)
+        return tensor_to_pil(result)
 
     def style_grams(self, hw: tuple[int, int], content: torch.Tensor) -> dict[str, torch.Tensor]:
         """The blended style Gram targets for a level of size `hw`. Without colour options they depend only on
@@ -263,7 +263,7 @@ def to_tensor(image: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(np.array(resized, dtype=np.float32)).permute(2, 0, 1).unsqueeze(0).contiguous()
 
 
-def to_pil(image: torch.Tensor) -> Image.Image:
+def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     array = image[0].clamp(0, 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(array)
 
