@@ -158,11 +158,11 @@ def test_onnx_and_torchscript_exports_match_pytorch():
     G.w_avg.normal_()
     G.eval()
     z = torch.randn(3, G.z_dim)
-    _, actual = export_onnx(G, z)
+    _, actual = export_onnx(G, z, {})
     with torch.no_grad():
         expected = G(z).numpy()
     assert np.abs(actual - expected).max() <= TOLERANCE["onnx"]
-    _, actual = export_torchscript(G, z)
+    _, actual = export_torchscript(G, z, {})
     assert np.abs(actual - expected).max() <= TOLERANCE["torchscript"]
 
 

@@ -118,7 +118,7 @@ def train(data, out, resume, quiet, **options):
     On a terminal a progress bar shows the run against its budget (--kimg or --minutes) with the ETA, kimg and
     losses; when the output goes to a file or a pipe, one plain line per --log-every interval instead."""
     from ..training import train as run_training
-    out = out or default_out(data)
+    out = default_out(data) if out is None else out
     result = run_training(config_from_options(data, out, resume, options), resume=resume, progress=not quiet)
     if result.interrupted and result.checkpoint is None:
         click.echo("stopped before training started; nothing was saved", err=True)
