@@ -286,3 +286,13 @@ def test_open_image_refuses_a_decompression_bomb_like_training_does(tmp_path):
         open_image(tmp_path / "text.png")
     with pytest.raises(UserError, match="not found"):
         open_image(tmp_path / "missing.png")
+
+
+def test_style_refuses_the_bomb_that_training_refuses(tmp_path, run_cli):
+    bomb, photo = tmp_path / "bomb.png", tmp_path / "photo.png"
+    Image.new("1", (12000, 12000)).save(bomb)
+    Image.new("RGB", (40, 30), (20, 120, 200)).save(photo)
+    for content, style in ((bomb, photo), (photo, bomb)):
+        code, _, err = run_cli("style", content, style, "-o", tmp_path / "out.png", "--size", "32", "--steps", "1")
+        assert_one_line_error(code, err, "too large")
+    assert not (tmp_path / "out.png").exists()

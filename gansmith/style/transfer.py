@@ -13,7 +13,7 @@ from typing import Callable, Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from ..errors import UserError
@@ -240,20 +240,16 @@ def _blend(blend: Sequence[float] | None, n: int) -> list[float]:
 # --- images --------------------------------------------------------------------------------------------
 
 def load_image(source: ImageLike) -> Image.Image:
-    """A path or PIL image -> RGB PIL image, EXIF rotation applied; unreadable input is a UserError."""
+    """A path or PIL image -> RGB PIL image, EXIF rotation applied. A path is opened under the policy every command
+    shares (`data.open_image`: formats, the decompression-bomb limit); unreadable input is a UserError."""
     if isinstance(source, Image.Image):
-        image = source
+        image = ImageOps.exif_transpose(source)
     else:
-        try:
-            image = Image.open(Path(source))
-            image.load()
-        except FileNotFoundError:
-            raise UserError(f"image not found: {source}") from None
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError, ValueError) as e:
-            raise UserError(f"cannot read image {source}: {e}") from None
+        from ..data import open_image
+        image = open_image(source)
     if min(image.size) < 1:
         raise UserError(f"image {getattr(image, 'filename', '') or source} is empty")
-    return ImageOps.exif_transpose(image).convert("RGB")
+    return image.convert("RGB")
 
 
 def to_tensor(image: Image.Image, hw: tuple[int, int]) -> torch.Tensor:
