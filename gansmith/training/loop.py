@@ -144,7 +144,7 @@ def run_loop(t: Trainer, batches: Batches, run: RunFolder, tb, progress: bool) -
         for line in startup_summary(cfg, batches.data, run.path, t.images_seen):
             log(line)
     console = Progress(cfg, t.images_seen, progress)
-    start = console.start  # the --minutes budget counts from here
+    start = time.monotonic()  # the --minutes budget counts from here, on the loop's clock
     sums, n_sums = torch.zeros(len(STAT_NAMES), device=t.device), 0
     interval_start, interval_images = start, 0
     last_report = start
