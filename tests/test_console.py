@@ -86,7 +86,9 @@ def test_out_defaults_to_runs_slash_the_data_name():
 
 
 # --- help --------------------------------------------------------------------------------------------
-HEAVY = ("train", "sweep", "sample", "style")  # their modules import PyTorch (the registries, the sample code)
+# Their options and defaults come from the registries, which are filled by importing the networks (PyTorch):
+# docs/architecture.md, "Why train --help takes seconds".
+HEAVY = ("train", "sweep")
 
 
 @pytest.mark.parametrize("command", [c for c in COMMANDS if c not in HEAVY] + [""])

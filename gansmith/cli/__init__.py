@@ -20,7 +20,7 @@ from .. import __version__
 # command, and `gansmith CMD` imports only CMD's module: PyTorch takes seconds to import, --help should not wait.
 COMMANDS = {
     "train": ("train", "Train a GAN on a folder of images (or a .zip, .npz, IDX file)."),
-    "sample": ("train", "Generate new images from a trained run."),
+    "sample": ("sample", "Generate new images from a trained run."),
     "demo": ("runs", "Train a few minutes on the built-in Fashion-MNIST and show where the results are."),
     "doctor": ("runs", "Say in plain language how a run is doing, and what to do about it."),
     "report": ("report", "Write RUN/report.html: samples, curves, findings and config on one page."),

@@ -9,7 +9,7 @@ import click
 
 from . import Finite, cli, seed_type
 from ..errors import UserError
-from ..style.transfer import Settings
+from ..style.settings import Settings
 
 DEFAULTS = Settings()
 

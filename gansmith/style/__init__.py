@@ -1,6 +1,18 @@
-"""Neural style transfer: repaint a photo in the style of one or more paintings (see docs/style.md)."""
-from .batch import flicker, transfer_folder
-from .transfer import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, Settings, Step, Stylizer, transfer
+"""Neural style transfer: repaint a photo in the style of one or more paintings (see docs/style.md).
 
-__all__ = ["transfer", "transfer_folder", "flicker", "Settings", "Step", "Stylizer",
-           "DEFAULT_CONTENT_LAYERS", "DEFAULT_STYLE_LAYERS"]
+The names below are imported when first used (PEP 562), so that reading `Settings` does not load PyTorch."""
+import importlib
+
+_HOMES = {"transfer": "transfer", "Step": "transfer", "Stylizer": "transfer", "transfer_folder": "batch",
+          "flicker": "batch", "Settings": "settings", "DEFAULT_CONTENT_LAYERS": "settings",
+          "DEFAULT_STYLE_LAYERS": "settings"}
+
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # importing the submodule `transfer` bound its name here to the module: rebind it
+    return value
