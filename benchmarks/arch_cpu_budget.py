@@ -23,11 +23,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import machine  # noqa: E402
+from common import EMOJI_ZIP, HELD_OUT, emoji_split, machine  # noqa: E402
 
 DATASETS = {
     "fashion": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
-    "emoji": str(HERE.parent.parent / "shared" / "data" / "twemoji-64.zip"),
+    "emoji": EMOJI_ZIP,
+    "emoji-train": f"emoji without {HELD_OUT} held out for benchmarks/projection.py (common.emoji_split)",
 }
 ARMS = {
     "dcgan defaults": {},
@@ -109,6 +110,7 @@ def main():
     args = p.parse_args()
     work, out = Path(args.work) / args.data, Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
+    DATASETS["emoji-train"] = emoji_split(Path(args.work))[0]
     table = out / "arch_cpu_budget.json"
     rows = json.loads(table.read_text()) if table.exists() else []
     for arm in [a.strip() for a in args.arms.split(";") if a.strip()]:
