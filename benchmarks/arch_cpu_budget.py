@@ -36,6 +36,7 @@ ARMS = {
                                                    "augment": "translation,cutout,color"},
     "dcgan G + projected D (hinge + DiffAugment)": {"d_arch": "projected", "loss": "hinge",
                                                    "augment": "translation,cutout,color"},
+    "dcgan + vision-aided D (own D beside the projected D)": {"d_arch": "vision-aided"},
     "stylegan defaults": {"arch": "stylegan"},
     "stylegan with rpgan + R1 + R2 (R3GAN loss)": {"arch": "stylegan", "loss": "rpgan", "r2": None},
     "dcgan with rpgan + R1 + R2 (R3GAN loss)": {"loss": "rpgan", "r1": 0.1, "r2": 0.1, "r1_every": 4},

@@ -16,6 +16,7 @@ CASES = {
     "stylegan": dict(arch="stylegan", res=32, pl_weight=2.0, r1=0.05, r1_every=2),
     "fastgan (projected D)": dict(arch="fastgan", res=32, loss="hinge", augment="translation,color", standing_stats=True),
     "dcgan with the projected D": dict(d_arch="projected", loss="rpgan", r1=0.1, r2=0.1, r1_every=2),
+    "dcgan with the vision-aided D": dict(d_arch="vision-aided"),
 }
 
 

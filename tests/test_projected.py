@@ -160,3 +160,21 @@ def test_fastgan_skip_layer_excitation_gates_the_fine_map():
         G.sles[0].gate[-2].weight.mul_(1000)  # the gates leave ~0.5 (their value at init) for ~0 or ~1
         after = G(z)
     assert (before - after).abs().max() > 0.01
+
+
+def test_vision_aided_gives_each_judge_half_of_the_loss():
+    from gansmith.losses import LOSSES
+    from gansmith.models.dcgan import Discriminator
+    from gansmith.models.projected import VisionAided
+    torch.manual_seed(0)
+    own, projected = Discriminator(28, 1, width=8), small_d()
+    D = VisionAided(own, projected).eval()
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        logits, own_logits, patches = D(x), own(x).reshape(4, 1), projected(x)
+    assert torch.equal(logits[:, patches.shape[1]:], patches)
+    d_loss = LOSSES.get("ns").d_loss
+    both = d_loss(logits, -logits, 1.0)
+    halves = (d_loss(own_logits, -own_logits, 1.0) + d_loss(patches, -patches, 1.0)) / 2
+    assert torch.allclose(both, halves, atol=1e-6)
+    assert {n.split(".")[0] for n, _ in D.named_parameters()} == {"own", "projected"}

@@ -134,5 +134,28 @@ def build(cfg) -> ProjectedDiscriminator:
     return ProjectedDiscriminator(cfg.res, cfg.channels, norm="none" if penalized else "bn", seed=cfg.seed)
 
 
+class VisionAided(nn.Module):
+    """The architecture's own D and the projected D judging side by side (Vision-aided GAN, Kumari et al. 2022):
+    the pretrained features bring D's strength early, the own D keeps judging whole images in pixel space. Each
+    judge carries half of the loss: the own D's logit is repeated as many times as the projected D has patch
+    logits, and the losses average over all logits."""
+
+    def __init__(self, own: nn.Module, projected: ProjectedDiscriminator):
+        super().__init__()
+        self.own, self.projected = own, projected
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        patches = self.projected(x)
+        own = self.own(x).reshape(len(x), -1).mean(1, keepdim=True)
+        return torch.cat([own.expand(-1, patches.shape[1]), patches], dim=1)
+
+
+def build_vision_aided(cfg) -> VisionAided:
+    from . import ARCHITECTURES
+    return VisionAided(ARCHITECTURES.get(cfg.arch).build_discriminator(cfg), build(cfg))
+
+
 DISCRIMINATORS.register(DiscriminatorSpec(
     "projected", "frozen ImageNet EfficientNet-Lite0 features, random fixed mixing, a small D per scale", build))
+DISCRIMINATORS.register(DiscriminatorSpec(
+    "vision-aided", "the architecture's own D beside the projected D, half of the loss each", build_vision_aided))

@@ -79,8 +79,8 @@ class TrainConfig:
     mbstd: bool = option(False, "minibatch standard-deviation channel in D (against mode collapse)")
     pack: int = option(1, "PacGAN: D judges this many samples at once (against mode collapse; 1 = off)",
                        between(1, 16, "between 1 and 16 samples"))
-    d_arch: str = option("auto", "the discriminator: auto (the architecture's own) or projected (frozen pretrained "
-                         "EfficientNet-Lite0 features, Projected GAN)", choices=lambda: ("auto",) + DISCRIMINATORS.names())
+    d_arch: str = option("auto", "the discriminator: auto (the architecture's own), projected (frozen pretrained "
+                         "EfficientNet-Lite0 features, Projected GAN) or vision-aided (both, half of the loss each)", choices=lambda: ("auto",) + DISCRIMINATORS.names())
     w_dim: int = option(128, "stylegan: size of the intermediate latent w", between(1, 4096, "between 1 and 4096"))
     mapping_layers: int = option(4, "stylegan: layers of the mapping network z -> w", between(1, 16, "between 1 and 16"))
     style_mixing: float = option(0.9, "stylegan: probability of style-mixing regularization per batch",
