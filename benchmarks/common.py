@@ -1,6 +1,7 @@
 """What every benchmark result names: the machine it was measured on."""
 import os
 import platform
+import resource
 
 import torch
 
@@ -41,3 +42,24 @@ def emoji_split(folder) -> tuple[str, str]:
                     out.writestr(name, source.read(name))
         partial.replace(train)
     return str(train), str(held_out)
+
+
+def call_in_child(module: str, function: str, *args):
+    """`module.function(*args)` (a benchmarks/ module; JSON-able arguments and result) in a fresh Python process:
+    for measurements that a process keeps, such as its peak RSS."""
+    import json
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (f"import sys, json; sys.path.insert(0, {here!r}); import {module} as m; "
+            f"print('RESULT', json.dumps(m.{function}(*{list(args)!r})))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.split("RESULT", 1)[1])
+
+
+def rss_mb() -> float:
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,14 +26,14 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import machine  # noqa: E402
+from common import call_in_child, machine, peak_rss_mb, rss_mb  # noqa: E402
 from time_to_quality import write_keeping_notes  # noqa: E402
 
-from gansmith.models import build_generator, dcgan  # noqa: E402
+from throughput import BareStep  # noqa: E402
+
+from gansmith.models import dcgan  # noqa: E402
 from gansmith.models.projected import ProjectedDiscriminator  # noqa: E402
-from gansmith.training import TrainConfig  # noqa: E402
-from gansmith.training.config import resolve  # noqa: E402
-from gansmith.training.step import StepOptions, adam, discriminator_phase, generator_phase  # noqa: E402
+from gansmith.training.step import adam  # noqa: E402
 
 WARMUP, MIN_ROUNDS = 1, 3
 SETTINGS = ((28, 1, 16), (64, 3, 8))  # res, channels, batch
@@ -45,33 +42,19 @@ VARIANTS = ((None, 4, True), (64, 4, True), (128, 4, True), (224, 4, True), (64,
             (64, 4, False))
 
 
-class Step:
-    """The trainer's D phase and G phase for one discriminator, on a fixed real batch."""
-
-    def __init__(self, cfg, G, D, fmt):
-        self.cfg, self.G, self.D = cfg, G, D.to(memory_format=fmt)
-        cpu = torch.device("cpu")
-        self.opt_G = adam(G.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2), cpu)
-        self.opt_D = adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2), cpu)
-        self.opts = StepOptions(loss=cfg.loss)
-        self.rng = torch.Generator().manual_seed(0)
-        self.real = (torch.rand(cfg.batch, cfg.channels, cfg.res, cfg.res) * 2 - 1).contiguous(memory_format=fmt)
-
-    def __call__(self) -> float:
-        """CPU seconds of one step (this process's, all threads): robust to other work on a shared machine."""
-        start = time.process_time()
-        fake = self.G(torch.randn(self.cfg.batch, self.cfg.z_dim))
-        discriminator_phase(self.D, self.opt_D, self.real, fake.detach(), self.opts, self.rng, 1)
-        generator_phase(self.D, self.opt_G, list(self.G.parameters()), fake, self.opts, self.rng)
-        return time.process_time() - start
+def step_with(D, res: int, channels: int, batch: int, channels_last: bool) -> BareStep:
+    """The trainer's D phase and G phase (throughput.BareStep, float32) with D in place of the default one."""
+    step = BareStep(res, channels, batch, channels_last=channels_last, amp=False)
+    step.D = D.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    step.opt_D = adam(step.D.parameters(), step.d_lr, step.betas, torch.device("cpu"))
+    return step
 
 
-def rss_mb() -> float:
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS")) / 1024
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def cpu_seconds(step: BareStep) -> float:
+    """CPU seconds of one step (this process's, all threads): robust to other work on a shared machine."""
+    start = time.process_time()
+    step()
+    return time.process_time() - start
 
 
 def measure(res: int, channels: int, batch: int, backbone_res: int | None, stages: int, channels_last: bool,
@@ -79,33 +62,22 @@ def measure(res: int, channels: int, batch: int, backbone_res: int | None, stage
     """One variant against the baseline, in this process (run it in a fresh one for a clean peak RSS);
     at most `rounds` timed pairs of steps, fewer when the variant's steps would take more than `budget_s`."""
     torch.set_num_threads(1)
-    cfg = resolve(TrainConfig(arch="dcgan", batch=batch), res, channels)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    torch.manual_seed(0)
-    G = build_generator(cfg).to(memory_format=fmt)
-    base = Step(cfg, G, dcgan.Discriminator(res, channels, width=32), fmt)
+    base = step_with(dcgan.Discriminator(res, channels, width=32), res, channels, batch, channels_last)
     proj_D = ProjectedDiscriminator(res, channels, backbone_res=backbone_res or res, stages=stages)
-    proj = Step(cfg, G, proj_D, fmt)
+    proj = step_with(proj_D, res, channels, batch, channels_last)
     rss0 = rss_mb()
     for _ in range(WARMUP):
-        base()
+        cpu_seconds(base)
     base_mem = peak_rss_mb() - rss0
     for _ in range(WARMUP):
-        proj_s = proj()
+        proj_s = cpu_seconds(proj)
     proj_mem = peak_rss_mb() - rss0
     rounds = int(np.clip(budget_s / proj_s, MIN_ROUNDS, rounds))
-    times = np.array([(base(), proj()) for _ in range(rounds)])
+    times = np.array([(cpu_seconds(base), cpu_seconds(proj)) for _ in range(rounds)])
     base_s, proj_s = np.median(times, axis=0)
     return {"rounds": rounds, "base_s": base_s, "proj_s": proj_s, "base_mem": base_mem, "proj_mem": proj_mem,
             "proj_params": sum(p.numel() for p in proj_D.parameters()),
             "base_params": sum(p.numel() for p in base.D.parameters())}
-
-
-def measure_in_child(*args) -> dict:
-    code = f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import projected_cost as p; " \
-           f"print('RESULT', json.dumps(p.measure(*{args!r})))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.split("RESULT", 1)[1])
 
 
 def table(rounds: int, budget_s: float) -> list[str]:
@@ -119,7 +91,8 @@ def table(rounds: int, budget_s: float) -> list[str]:
             if (backbone_res, stages, channels_last) in seen:
                 continue
             seen.add((backbone_res, stages, channels_last))
-            r = measure_in_child(res, channels, batch, backbone_res, stages, channels_last, rounds, budget_s)
+            r = call_in_child("projected_cost", "measure", res, channels, batch, backbone_res, stages, channels_last,
+                              rounds, budget_s)
             rows.append(f"| {res} | {channels} | {batch} | {backbone_res} | {stages} | "
                         f"{'channels-last' if channels_last else 'NCHW'} | {r['proj_params']:,} "
                         f"(DCGAN {r['base_params']:,}) | {r['base_s']:.4f} | {r['proj_s']:.4f} | "

@@ -26,7 +26,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import machine  # noqa: E402
+from common import call_in_child, machine, peak_rss_mb, rss_mb  # noqa: E402
 from throughput import BareStep  # noqa: E402
 from time_to_quality import write_keeping_notes  # noqa: E402
 
@@ -50,6 +50,17 @@ def stylegan_step(res: int, width: int) -> BareStep:
     step.opt_G = adam(step.G.parameters(), lr, betas, torch.device("cpu"))
     step.opt_D = adam(step.D.parameters(), lr, betas, torch.device("cpu"))
     return step
+
+
+def step_memory_mb(res: int, width: int | None) -> float:
+    """The rise of peak RSS over the RSS after building, over a few training steps of DCGAN (width None) or StyleGAN
+    at `width`; run it in a fresh process (call_in_child), as peak RSS is a high-water mark."""
+    torch.set_num_threads(1)
+    step = BareStep(res, CHANNELS, BATCH) if width is None else stylegan_step(res, width)
+    rss0 = rss_mb()
+    for _ in range(3):
+        step()
+    return peak_rss_mb() - rss0
 
 
 def cpu_seconds(fn, steps: int, warmup: int = 2) -> float:
@@ -86,17 +97,20 @@ def main() -> None:
     args = ap.parse_args()
     resolutions = [int(r) for r in args.res.split(",")]
     widths = [int(w) for w in args.widths.split(",")]
-    rows = ["| res | network | GFLOP / step | vs DCGAN | CPU s / step | vs DCGAN |", "|---|---|---|---|---|---|"]
+    rows = ["| res | network | GFLOP / step | vs DCGAN | CPU s / step | vs DCGAN | peak RSS rise MB | vs DCGAN |",
+            "|---|---|---|---|---|---|---|---|"]
     for res in resolutions:
         dcgan = BareStep(res, CHANNELS, BATCH)
         base_flops, base_cpu = dcgan.flops(), cpu_seconds(dcgan, args.steps)
+        base_mem = call_in_child("stylegan_cost", "step_memory_mb", res, None)
         rows.append(f"| {res} | DCGAN defaults (width {dcgan.width}) | {base_flops / 1e9:.2f} | 1.00 | "
-                    f"{base_cpu:.3f} | 1.00 |")
+                    f"{base_cpu:.3f} | 1.00 | {base_mem:.0f} | 1.0 |")
         for width in widths:
             step = stylegan_step(res, width)
             flops, cpu = step.flops(), cpu_seconds(step, args.steps)
+            mem = call_in_child("stylegan_cost", "step_memory_mb", res, width)
             rows.append(f"| {res} | StyleGAN width {width} | {flops / 1e9:.2f} | {flops / base_flops:.1f} | "
-                        f"{cpu:.3f} | {cpu / base_cpu:.1f} |")
+                        f"{cpu:.3f} | {cpu / base_cpu:.1f} | {mem:.0f} | {mem / base_mem:.1f} |")
             print(rows[-1], flush=True)
     vgg = load_vgg19()
     proj = ["| res | CPU s / projection step |", "|---|---|"]
@@ -110,7 +124,8 @@ def main() -> None:
         f"{os.getloadavg()[0]:.1f}.", f"Command: `{command.strip()}`", "",
         "Training step: the trainer's D phase + G phase (non-saturating loss, no R1 or path-length phase), batch 16,",
         "3-channel images, channels-last; FLOPs counted by torch, CPU time (process time, median over the steps)",
-        "measured in the same run as DCGAN's.", "",
+        "measured in the same run as DCGAN's; memory: the rise of peak RSS over the RSS after building the networks,",
+        "over three steps, each network in a fresh process.", "",
         *rows, "", "Projection (`gansmith.project.project`, W space, default VGG19 layers, default-width G):", "",
         *proj]
     write_keeping_notes(HERE / "results" / "stylegan_cost.md", lines)

@@ -77,6 +77,7 @@ class BareStep:
         self.rng = torch.Generator().manual_seed(0)
         self.real = (torch.rand(batch, channels, res, res) * 2 - 1).contiguous(memory_format=fmt)
         self.batch, self.z_dim, self.width = batch, cfg.z_dim, cfg.width
+        self.d_lr, self.betas = cfg.d_lr, (cfg.beta1, cfg.beta2)
 
     def __call__(self):
         fake = self.G(torch.randn(self.batch, self.z_dim))
