@@ -32,6 +32,7 @@ DATASETS = {
 }
 ARMS = {
     "dcgan defaults": {},
+    "dcgan defaults + DiffAugment": {"augment": "translation,cutout,color"},
     "fastgan + projected D (hinge + DiffAugment)": {"arch": "fastgan", "loss": "hinge",
                                                    "augment": "translation,cutout,color"},
     "dcgan G + projected D (hinge + DiffAugment)": {"d_arch": "projected", "loss": "hinge",
