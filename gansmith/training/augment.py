@@ -12,6 +12,15 @@ import torch
 import torch.nn.functional as F
 
 AUGMENTATIONS = ("color", "translation", "cutout")
+# --augment auto (the default) turns this policy on below SMALL_DATA images: on 100 and 1,000 Fashion-MNIST images
+# it cut the classifier distance severalfold at the same CPU budget (benchmarks/results/small_data_augment.md).
+SMALL_DATA = 5000
+SMALL_DATA_POLICY = "translation,cutout,color"
+
+
+def auto_policy(n_images: int | None) -> str:
+    """What --augment auto means for a data set of n_images (None: unknown, no augmentation)."""
+    return SMALL_DATA_POLICY if n_images is not None and n_images < SMALL_DATA else ""
 
 
 def rand(n: int, x: torch.Tensor, generator) -> torch.Tensor:
