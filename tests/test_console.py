@@ -90,14 +90,14 @@ def test_small_data_turns_diffaugment_on_by_itself_and_says_so(run_cli, tiny_npz
     del flags[flags.index("--augment"):flags.index("--augment") + 2]  # the default: auto
     code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / "run", *flags)
     assert code == 0, err
-    assert "augment:   translation,cutout,color (DiffAugment; on by itself below 5,000 images" in err
+    assert "augment:   translation,cutout,color (DiffAugment; on by itself below 200 images" in err
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["augment"] == "translation,cutout,color"
 
 
 def test_augment_auto_depends_on_the_number_of_images_and_none_means_off():
     from gansmith.training.config import resolve_augment
-    assert resolve_augment("auto", 4999) == "translation,cutout,color"
-    assert resolve_augment("auto", 5000) == "" and resolve_augment("auto", None) == ""
+    assert resolve_augment("auto", 199) == "translation,cutout,color"
+    assert resolve_augment("auto", 200) == "" and resolve_augment("auto", None) == ""
     assert resolve_augment("none", 10) == "" and resolve_augment("", 10) == ""
     assert resolve_augment("translation+color", 10**6) == "translation+color"
 

@@ -115,7 +115,7 @@ class TrainConfig:
     instance_noise: float = option(0.0, "std of noise added to D's inputs, annealed to 0 over the run",
                                    (lambda v: 0 <= v <= 10, "between 0 and 10"))
     augment: str = option("auto", "DiffAugment: any of translation,cutout,color (or joined by +), none, or auto: "
-                          "translation,cutout,color below 5,000 images, none from there on [default: auto]")
+                          "translation,cutout,color below 200 images, none from there on [default: auto]")
     # balance between G and D
     d_steps: int = option(1, "D updates per G update", between(1, 100, "between 1 and 100"))
     balance: bool = option(False, "adaptive balance: skip D while it wins, extra D steps while it is weak")
