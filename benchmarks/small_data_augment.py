@@ -71,13 +71,15 @@ def main() -> None:
             np.savez(npz, x=subset)
         rows.append({"n": size, "arm": "real (FD: the training images; copying: unseen test images)",
                      "fd": fashion_fd(subset)["fd"], **copying(unseen, subset)})
-        for arm, flags in (("defaults", []), (f"--augment {args.augment}", ["--augment", args.augment])):
-            run = args.work / f"fashion-{size}-{'aug' if flags else 'plain'}-{args.cpu_minutes:g}cpumin"
+        for arm, flags in (("--augment none", ["--augment", "none"]), (f"--augment {args.augment}",
+                                                                        ["--augment", args.augment])):
+            kind = "plain" if flags[1] == "none" else "aug"
+            run = args.work / f"fashion-{size}-{kind}-{args.cpu_minutes:g}cpumin"
             train(npz, run, args.cpu_minutes, flags)
             G = load_generator(run)[0]
             fake = generate_images(G, N_FD, seed=SAMPLE_SEED)
             last = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
-            grid = f"small-data-{size}-{'aug' if flags else 'plain'}.png"
+            grid = f"small-data-{size}-{kind}.png"
             atomic_save_image(args.out.parent / grid, to_pil(make_grid(fake[:64])))
             rows.append({"n": size, "arm": arm, "kimg": last["kimg"], "fd": fashion_fd(fake)["fd"],
                          **copying(fake[:N_COPY], subset), "grid": grid})

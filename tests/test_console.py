@@ -19,11 +19,11 @@ def test_train_console_off_a_terminal_is_a_summary_and_one_line_per_interval(run
     code, out, err = run_cli("train", tiny_npz, "--out", run, *tiny_flags(kimg=0.1))
     assert code == 0, err
     assert "\r" not in err  # no progress-bar redraws in a log file
-    # The start-up summary: what was found, what was chosen, where outputs go, and the small-data hint.
+    # The start-up summary: what was found, what was chosen, where outputs go.
     assert "squares.npz: 48 images, 28 px, grayscale" in err
     assert "dcgan, width 8, z 16, loss ns, batch 16" in err and "cpu, float32" in err
     assert "0.1 kimg" in err and f"{run} (samples/latest.png" in err
-    assert "48 images is a small data set" in err and "--augment translation,cutout,color" in err
+    assert "augment:" not in err  # TINY says --augment none
     # One plain line per logging interval (the last, partial one included), each against the budget.
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     lines = [line for line in err.splitlines() if line.startswith("training ")]
@@ -83,6 +83,23 @@ def test_out_defaults_to_runs_slash_the_data_name():
     from gansmith.cli.train import default_out
     assert default_out("photos/") == "runs/photos" and default_out("builtin:fashion-mnist") == "runs/fashion-mnist"
     assert default_out("data/emoji.zip") == "runs/emoji" and default_out("a/train-images.gz,b.gz") == "runs/train-images"
+
+
+def test_small_data_turns_diffaugment_on_by_itself_and_says_so(run_cli, tiny_npz, tmp_path):
+    flags = tiny_flags(kimg=0.032)
+    del flags[flags.index("--augment"):flags.index("--augment") + 2]  # the default: auto
+    code, out, err = run_cli("train", tiny_npz, "--out", tmp_path / "run", *flags)
+    assert code == 0, err
+    assert "augment:   translation,cutout,color (DiffAugment; on by itself below 200 images" in err
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["augment"] == "translation,cutout,color"
+
+
+def test_augment_auto_depends_on_the_number_of_images_and_none_means_off():
+    from gansmith.training.config import resolve_augment
+    assert resolve_augment("auto", 199) == "translation,cutout,color"
+    assert resolve_augment("auto", 200) == "" and resolve_augment("auto", None) == ""
+    assert resolve_augment("none", 10) == "" and resolve_augment("", 10) == ""
+    assert resolve_augment("translation+color", 10**6) == "translation+color"
 
 
 # --- help --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ..models.dcgan import SMALL_RES
 from ..regularizers import REGULARIZERS
 from ..seeds import MAX_SEED
 from ..system import amp_by_default, check_device_name, resolve_device
-from .augment import parse_policy
+from .augment import auto_policy, parse_policy
 from .lr import LR_DECAYS
 
 DEFAULT_KIMG = 200  # the duration when neither --kimg nor --minutes is given
@@ -114,7 +114,8 @@ class TrainConfig:
                                  (lambda v: 0 <= v < 0.5, "in [0, 0.5)"))
     instance_noise: float = option(0.0, "std of noise added to D's inputs, annealed to 0 over the run",
                                    (lambda v: 0 <= v <= 10, "between 0 and 10"))
-    augment: str = option("", "DiffAugment for small data: any of translation,cutout,color (or joined by +) [default: none]")
+    augment: str = option("auto", "DiffAugment: any of translation,cutout,color (or joined by +), none, or auto: "
+                          "translation,cutout,color below 200 images, none from there on [default: auto]")
     # balance between G and D
     d_steps: int = option(1, "D updates per G update", between(1, 100, "between 1 and 100"))
     balance: bool = option(False, "adaptive balance: skip D while it wins, extra D steps while it is weak")
@@ -212,7 +213,8 @@ def validate_combinations(cfg: TrainConfig) -> None:
     require(cfg.label_smooth == 0 or loss.target_label,
             f"--label-smooth applies to the {' and '.join(s.name for s in LOSSES if s.target_label)} losses, whose D "
             f"has a target label; not to {cfg.loss}")
-    parse_policy(cfg.augment)  # raises UserError naming an unknown augmentation
+    if cfg.augment != "auto":
+        parse_policy(cfg.augment)  # raises UserError naming an unknown augmentation
     require(not (cfg.balance and loss.balance is None),
             f"--balance does not apply to {cfg.loss}, whose D loss has no fixed scale; use --d-steps")
     require(cfg.batch is None or cfg.batch % cfg.pack == 0, f"--batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
@@ -252,9 +254,10 @@ def auto_arch(cfg: TrainConfig, res: int, channels: int) -> str:
     return "dcgan"
 
 
-def resolve(cfg: TrainConfig, res: int, channels: int, world: int = 1) -> TrainConfig:
-    """The frozen config a run trains with: everything the data, the architecture's defaults, the device and the
-    number of ranks decide, filled in and checked. Nothing after this changes the config."""
+def resolve(cfg: TrainConfig, res: int, channels: int, world: int = 1, n_images: int | None = None) -> TrainConfig:
+    """The frozen config a run trains with: everything the data (its resolution, channels and number of images),
+    the architecture's defaults, the device and the number of ranks decide, filled in and checked. Nothing after
+    this changes the config."""
     validate(cfg)
     arch = auto_arch(cfg, res, channels) if cfg.arch == "auto" else cfg.arch
     spec = ARCHITECTURES.get(arch)
@@ -265,6 +268,7 @@ def resolve(cfg: TrainConfig, res: int, channels: int, world: int = 1) -> TrainC
     cfg = cfg.replace(**spec.resolve(cfg))
     device = resolve_device(cfg.device)
     cfg = cfg.replace(d_width=cfg.d_width or cfg.width, device=str(device),
+                      augment=resolve_augment(cfg.augment, n_images),
                       kimg=DEFAULT_KIMG if cfg.kimg is None and cfg.minutes is None else cfg.kimg,
                       amp=amp_by_default(device) if cfg.amp is None else cfg.amp)
     validate(cfg)  # a default batch must still fit --pack
@@ -273,6 +277,13 @@ def resolve(cfg: TrainConfig, res: int, channels: int, world: int = 1) -> TrainC
     if world > 1 and (cfg.batch // world) % cfg.pack:
         raise UserError(f"each rank's share of --batch {cfg.batch} must be a multiple of --pack {cfg.pack}")
     return cfg
+
+
+def resolve_augment(augment: str, n_images: int | None) -> str:
+    """--augment as the run uses it: a policy, or "" for none ("auto" decided by the number of images)."""
+    if augment == "auto":
+        return auto_policy(n_images)
+    return augment if parse_policy(augment) else ""
 
 
 def default_help(name: str) -> str:

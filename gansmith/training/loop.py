@@ -80,7 +80,7 @@ def start_run(config: TrainConfig, ranks: Dist, run: RunFolder, resume: bool, pr
     """Data, the resolved config, the trainer (resumed, or saved at step 0), config.json: ready for the first step."""
     latest = ranks.broadcast(find_resume_point(run, resume) if ranks.main else None)
     data = load_images(config.data, res=config.res, channels=config.channels, fit=config.fit, progress=progress)
-    cfg = resolve(config, data.res, data.channels, world=ranks.world)
+    cfg = resolve(config, data.res, data.channels, world=ranks.world, n_images=data.n)
     if latest is not None:
         check_resumable(run, latest[1]["config"], cfg, data)
 

@@ -12,13 +12,9 @@ import time
 
 from tqdm import tqdm
 
+from .augment import SMALL_DATA, SMALL_DATA_POLICY
 from .config import TrainConfig
 from .run import log
-
-# Below this many images DiffAugment usually helps (Zhao et al. 2020 report gains from 100 images up to
-# 10-20 % of CIFAR-10, i.e. 5,000-10,000 images); unmeasured with gansmith's defaults, so it is only suggested.
-SMALL_DATA = 5000
-
 
 def budget_fraction(cfg: TrainConfig, images_seen: int, elapsed: float) -> float:
     """How much of the run's budget is used: the larger of the kimg and the time fractions (the run ends at 1)."""
@@ -49,10 +45,11 @@ def startup_summary(cfg: TrainConfig, data, run_path, images_seen: int) -> list[
         f"duration:  {budget_text(cfg)}" + (f"; resuming at {images_seen / 1000:.1f} kimg" if images_seen else ""),
         f"outputs:   {run_path} (samples/latest.png, report.html, metrics.jsonl, checkpoints/)",
     ]
-    if data.n < SMALL_DATA and not cfg.augment:
-        lines.append(f"hint:      {data.n:,} images is a small data set: D may memorize it and training collapse. "
-                     "Augmentation usually helps below a few thousand images: --augment translation,cutout,color "
-                     "(DiffAugment, Zhao et al. 2020); not turned on by itself, as gansmith has not measured it here")
+    if cfg.augment:
+        automatic = data.n < SMALL_DATA and cfg.augment == SMALL_DATA_POLICY
+        lines.append(f"augment:   {cfg.augment} (DiffAugment" + (
+            f"; on by itself below {SMALL_DATA:,} images, so that D does not memorize them; --augment none turns "
+            "it off)" if automatic else ")"))
     return lines
 
 
