@@ -5,9 +5,9 @@ import sys
 
 import torch
 
-from gansmith.training import TrainConfig, train
+from gansmith.training import train
 from gansmith.training.checkpoint import list_step_checkpoints, load_checkpoint
-from conftest import tiny_flags
+from conftest import tiny_config, tiny_flags
 
 # No batch norm anywhere: per-sample normalization makes the result independent of how the batch is split.
 # depth 0: at --depth 1 floating-point summation order alone moves G by ~2e-4 within 8 steps (the same single-process
@@ -37,9 +37,7 @@ def assert_close(a: dict, b: dict):
 
 def test_two_ranks_train_like_one_process_and_resume_on_one(tiny_npz, tmp_path):
     torchrun(2, tiny_npz, "--out", tmp_path / "two", "--kimg", "0.128", *ARGS)
-    single = TrainConfig(data=str(tiny_npz), out=str(tmp_path / "one"), kimg=0.128, width=8, z_dim=16, batch=16, depth=0,
-                         g_norm="pixel", d_norm="none", amp=False, log_every=0.032, sample_every=0.064,
-                         checkpoint_every=0.064, report=False)
+    single = tiny_config(tiny_npz, tmp_path / "one", kimg=0.128, g_norm="pixel", d_norm="none", amp=False)
     train(single, progress=False)
     two, one = final_state(tmp_path / "two"), final_state(tmp_path / "one")
     assert two["step"] == one["step"] == 8 and two["images_seen"] == one["images_seen"] == 128
