@@ -80,8 +80,11 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None):
     from ..training.signals import sigterm_as_interrupt
-    with sigterm_as_interrupt():  # a SIGTERM while the commands are imported ends like one later: exit 130
-        return run_command(argv)
+    try:
+        with sigterm_as_interrupt():  # a SIGTERM while the commands are imported ends like one later: exit 130
+            return run_command(argv)
+    except KeyboardInterrupt:  # one that arrives while a command is already exiting (seen once in CI as exit -2)
+        sys.exit(130)
 
 
 def run_command(argv):
