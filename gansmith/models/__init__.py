@@ -5,7 +5,8 @@
 - `msg`: multi-scale gradients, all resolutions at once (Karnewar & Wang 2020).
 - `stylegan`: StyleGAN2's generator and residual discriminator (Karras et al. 2020).
 - `fastgan`: FastGAN's light generator (Liu et al. 2021) with the projected discriminator (Sauer et al. 2021).
-Discriminators that can replace an architecture's own (--d-arch) register a `DiscriminatorSpec`: `projected`.
+Discriminators that can replace an architecture's own (--d-arch) register a `DiscriminatorSpec`: `projected`,
+`vision-aided` (the own D beside the projected D).
 """
 from __future__ import annotations
 
