@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 import sys
 import warnings
 
@@ -80,11 +81,22 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
 
 def main(argv=None):
     from ..training.signals import sigterm_as_interrupt
+    with sigterm_as_interrupt():  # a SIGTERM while the commands are imported ends like one later: exit 130
+        return run_command(argv)
+
+
+def entry():
+    """The process's entry point (the `gansmith` script, `python -m gansmith`). A stopped command exits with 130
+    through os._exit: when the KeyboardInterrupt had passed through code an extension runs with PyRun_* (a stop
+    while PyTorch imports), CPython's exit turns any status into a death by SIGINT (-2), though gansmith caught it."""
     try:
-        with sigterm_as_interrupt():  # a SIGTERM while the commands are imported ends like one later: exit 130
-            return run_command(argv)
-    except KeyboardInterrupt:  # one that arrives while a command is already exiting (seen once in CI as exit -2)
-        sys.exit(130)
+        main()
+    except SystemExit as e:
+        if e.code != 130:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 def run_command(argv):
