@@ -23,12 +23,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import EMOJI_ZIP, HELD_OUT, emoji_split, machine  # noqa: E402
+from common import EMOJI_ZIP, emoji_split, machine  # noqa: E402
 
 DATASETS = {
     "fashion": "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz",
     "emoji": EMOJI_ZIP,
-    "emoji-train": f"emoji without {HELD_OUT} held out for benchmarks/projection.py (common.emoji_split)",
+    "emoji-train": None,  # the emoji without HELD_OUT for benchmarks/projection.py: common.emoji_split(--work)
 }
 ARMS = {
     "dcgan defaults": {},
@@ -76,7 +76,7 @@ def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int)
     return result
 
 
-def score(arm: str, name: str, work: Path, cpu_minutes: float, n: int, out_dir: Path) -> dict:
+def score(arm: str, name: str, data_path: str, work: Path, cpu_minutes: float, n: int, out_dir: Path) -> dict:
     from gansmith.data import load_images
     from gansmith.fileio import atomic_save_image
     from gansmith.generate import generate_images, load_generator
@@ -86,7 +86,7 @@ def score(arm: str, name: str, work: Path, cpu_minutes: float, n: int, out_dir: 
     cache = run / f"score-n{n}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    data = load_images(DATASETS[name], progress=False)
+    data = load_images(data_path, progress=False)
     fake = generate_images(load_generator(run)[0], n, seed=SAMPLE_SEED)
     m = evaluate(data, fake, ("fid", "kid", "pr"), n=n)
     grid = out_dir / f"cpu-budget-{name}-{slug(arm)}-{cpu_minutes:g}.png"
@@ -112,12 +112,12 @@ def main():
     args = p.parse_args()
     work, out = Path(args.work) / args.data, Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
-    DATASETS["emoji-train"] = emoji_split(Path(args.work))[0]
+    data_path = DATASETS[args.data] or emoji_split(Path(args.work))[0]
     table = out / "arch_cpu_budget.json"
     rows = json.loads(table.read_text()) if table.exists() else []
     for arm in [a.strip() for a in args.arms.split(";") if a.strip()]:
-        trained = train_arm(arm, DATASETS[args.data], work, args.cpu_minutes, args.threads)
-        scores = score(arm, args.data, work, args.cpu_minutes, args.n, out)
+        trained = train_arm(arm, data_path, work, args.cpu_minutes, args.threads)
+        scores = score(arm, args.data, data_path, work, args.cpu_minutes, args.n, out)
         row = {"data": args.data, "arm": arm, "cpu_minutes": args.cpu_minutes, "threads": args.threads, "n": args.n,
                **trained, **scores, "date": str(datetime.date.today()), "machine": machine(),
                "command": "python benchmarks/arch_cpu_budget.py " + " ".join(sys.argv[1:])}

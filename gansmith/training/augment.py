@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 
 AUGMENTATIONS = ("color", "translation", "cutout")
-# --augment auto (the default) turns this policy on below SMALL_DATA images: measured on Fashion-MNIST subsets, it
-# prevents the collapse at 100 images and costs quality from 300 on (docs/defaults.md).
+# --augment auto (the default) turns this policy on below SMALL_DATA images (why: docs/defaults.md).
 SMALL_DATA = 200
 SMALL_DATA_POLICY = "translation,cutout,color"
 
