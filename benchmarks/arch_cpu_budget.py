@@ -1,6 +1,11 @@
 """Architectures and discriminators compared at the same CPU budget: which reaches the best images per CPU-minute?
 
     python benchmarks/arch_cpu_budget.py --data emoji --cpu-minutes 10 [--arms "A;B"] [--n 2000] [--threads 1]
+    python benchmarks/arch_cpu_budget.py --data emoji-train --cpu-minutes 60 --extend-from 30   # resume the 30s
+
+--extend-from M continues each arm's finished M-CPU-minute run (a copy of it) for the remaining minutes instead of
+training from scratch: resume is bit-exact and the arms' settings do not depend on the duration (no lr decay, no
+annealing; checked before resuming), so the result is the run a longer budget would have made.
 
 Each arm is an ordinary `gansmith train` run in its own process (benchmarks/cpu_clock.py) whose clock is the
 process's CPU time (user + system, all threads) divided by its thread count: on this shared machine other jobs' work does not count,
@@ -47,11 +52,28 @@ def slug(arm: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in arm.lower()).strip("-")[:60]
 
 
-def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int) -> dict:
+def copy_shorter_run(arm: str, work: Path, minutes: float, out: Path) -> list[str]:
+    """Copy the arm's finished run of `minutes` CPU-minutes to `out` and return the flags that resume it."""
+    import shutil
+    source = work / f"{slug(arm)}-{minutes:g}cpumin"
+    if not (source / "bench.json").exists():
+        raise SystemExit(f"--extend-from {minutes:g}: {source} is not a finished run of that budget")
+    config = json.loads((source / "config.json").read_text())["config"]
+    if config["lr_decay"] != "none" or config["instance_noise"]:
+        raise SystemExit(f"{arm}: its schedule depends on the duration, so it cannot be extended")
+    if not out.exists():
+        shutil.copytree(source, out, ignore=shutil.ignore_patterns("bench.json", "score-*", ".lock"))
+    return ["--resume"]
+
+
+def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int, extend_from: float | None) -> dict:
     out = work / f"{slug(arm)}-{cpu_minutes:g}cpumin"
     info = out / "bench.json"
     if info.exists():
         return json.loads(info.read_text())
+    resume, minutes = [], cpu_minutes
+    if extend_from:
+        resume, minutes = copy_shorter_run(arm, work, extend_from, out), cpu_minutes - extend_from
     options = ARMS[arm]
     if options.get("r2", 0) is None:  # R3GAN: R2 as strong as the architecture's default R1
         from gansmith.training.config import TrainConfig, resolve
@@ -64,14 +86,16 @@ def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     started = time.time()
     done = subprocess.run([sys.executable, str(HERE / "cpu_clock.py"), data, "--out", str(out), "--minutes",
-                           str(cpu_minutes), "--seed", "0", "--no-report", "--quiet", *flags],
+                           str(minutes), *resume, "--seed", "0", "--no-report", "--quiet", *flags],
                           capture_output=True, text=True, env=env)
     if done.returncode:
         raise SystemExit(f"{arm} failed:\n{done.stderr[-3000:]}")
     from gansmith.training.checkpoint import load_checkpoint
     last = load_checkpoint(sorted((out / "checkpoints").glob("step-*.pt"))[-1])
-    result = {"steps": last["step"], "kimg": last["images_seen"] / 1000, "wall_s": time.time() - started,
-              "options": options}
+    wall_s = time.time() - started
+    if extend_from:
+        wall_s += json.loads((work / f"{slug(arm)}-{extend_from:g}cpumin" / "bench.json").read_text())["wall_s"]
+    result = {"steps": last["step"], "kimg": last["images_seen"] / 1000, "wall_s": wall_s, "options": options}
     info.write_text(json.dumps(result))
     return result
 
@@ -107,6 +131,7 @@ def main():
     p.add_argument("--arms", default=";".join(ARMS), help="semicolon-separated arm names (see ARMS)")
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--extend-from", type=float, help="continue each arm's finished run of this many CPU-minutes")
     p.add_argument("--work", default="/tmp/gansmith-cpu-budget")
     p.add_argument("--out", default=str(HERE / "results"))
     args = p.parse_args()
@@ -116,7 +141,7 @@ def main():
     table = out / "arch_cpu_budget.json"
     rows = json.loads(table.read_text()) if table.exists() else []
     for arm in [a.strip() for a in args.arms.split(";") if a.strip()]:
-        trained = train_arm(arm, data_path, work, args.cpu_minutes, args.threads)
+        trained = train_arm(arm, data_path, work, args.cpu_minutes, args.threads, args.extend_from)
         scores = score(arm, args.data, data_path, work, args.cpu_minutes, args.n, out)
         row = {"data": args.data, "arm": arm, "cpu_minutes": args.cpu_minutes, "threads": args.threads, "n": args.n,
                **trained, **scores, "date": str(datetime.date.today()), "machine": machine(),

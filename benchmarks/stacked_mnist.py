@@ -62,6 +62,8 @@ SETUPS = {
     "gansmith defaults with rpgan + R1 + R2 (R3GAN)": ["--loss", "rpgan", "--r1", "0.1", "--r2", "0.1", "--r1-every", "4"],
     "stylegan with rpgan + R1 + R2 (R3GAN)": ["--arch", "stylegan", "--loss", "rpgan", "--r1", "0.05", "--r2", "0.05"],
     "stylegan defaults": ["--arch", "stylegan"],
+    "gansmith G + projected D (hinge + DiffAugment)": ["--d-arch", "projected", "--loss", "hinge",
+                                                       "--augment", "translation,cutout,color"],
 }
 
 
