@@ -16,7 +16,7 @@ import torch
 
 from gansmith.style.losses import Objective, Weights, style_targets
 from gansmith.style.plan import fit_long_side
-from gansmith.style.transfer import Settings, load_image, tensor_to_pil, to_tensor
+from gansmith.style.stylize import Settings, load_image, tensor_to_pil, to_tensor
 from gansmith.style.vgg import load_vgg19
 
 

@@ -27,7 +27,7 @@ EXAMPLES = ROOT / "gansmith/style/examples"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import machine  # noqa: E402
 from gansmith.style import flicker, transfer_folder  # noqa: E402
-from gansmith.style.transfer import side_by_side  # noqa: E402
+from gansmith.style.stylize import side_by_side  # noqa: E402
 
 STYLE = EXAMPLES / "starry_night.jpg"
 

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import machine  # noqa: E402
 from gansmith.style.losses import Objective, Weights, style_targets  # noqa: E402
 from gansmith.style.plan import fit_long_side  # noqa: E402
-from gansmith.style.transfer import Settings, load_image, to_tensor  # noqa: E402
+from gansmith.style.stylize import Settings, load_image, to_tensor  # noqa: E402
 from gansmith.style.vgg import load_vgg19  # noqa: E402
 
 CONTENT = ROOT / "gansmith/style/examples/astronaut.jpg"

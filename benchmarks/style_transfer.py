@@ -35,7 +35,7 @@ from common import machine  # noqa: E402
 
 def _final_losses(model, image, size) -> dict:
     from gansmith.style.losses import summarize
-    from gansmith.style.transfer import load_image
+    from gansmith.style.stylize import load_image
     from style_baseline import default_objective
     objective, _ = default_objective(model, load_image(CONTENT), load_image(STYLE), size)
     return summarize(objective(image)[1])
@@ -45,7 +45,7 @@ def worker(method: str, size: int, evals: int, options: dict, picture: str) -> d
     """Runs in the subprocess: one method at one size; returns times, losses and peak RSS."""
     import torch
     from gansmith.style import transfer
-    from gansmith.style.transfer import load_image, tensor_to_pil, to_tensor
+    from gansmith.style.stylize import load_image, tensor_to_pil, to_tensor
     from gansmith.style.vgg import load_vgg19
     from style_baseline import run_baseline
 
@@ -162,7 +162,7 @@ def main():
         print(json.dumps(worker(args.worker, sizes[0], args.baseline_evals, json.loads(args.options),
                                 args.picture)))
         return
-    from gansmith.style.transfer import load_image, side_by_side
+    from gansmith.style.stylize import load_image, side_by_side
     rows, results = [], ROOT / "benchmarks/results"
     for size in sizes:
         picture = lambda name: results / f"style_{size}_{name}.png"

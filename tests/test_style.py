@@ -11,7 +11,7 @@ from gansmith.style import color, transfer
 from gansmith.style.losses import (Objective, Weights, content_loss, gram, style_loss, style_targets, summarize,
                                    tv_loss)
 from gansmith.style.plan import check_memory, fit_long_side, pyramid, steps_per_level
-from gansmith.style.transfer import Settings
+from gansmith.style.settings import Settings
 from gansmith.style.vgg import VGG19Features, layer_names, load_vgg19
 
 
@@ -40,6 +40,21 @@ def _stripes(h, w) -> Image.Image:
 
 
 # --- losses against hand computations -----------------------------------------------------------------
+
+def test_public_names_are_the_functions_in_any_import_order():
+    """`transfer` is a function of gansmith.style however its submodules were imported before (a submodule of
+    the same name would shadow the lazily imported function)."""
+    import subprocess
+    import sys
+    orders = ["import gansmith.style.stylize, gansmith.style.batch", "from gansmith.style import Stylizer, flicker",
+              "from gansmith.style import transfer"]
+    for first in orders:
+        code = (f"{first}\nfrom gansmith.style import transfer, transfer_folder, Stylizer\n"
+                "assert callable(transfer) and transfer.__name__ == 'transfer', transfer\n"
+                "assert transfer_folder.__name__ == 'transfer_folder' and isinstance(Stylizer, type)")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, (first, done.stderr[-500:])
+
 
 def test_gram_by_hand():
     f = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).reshape(1, 2, 1, 2)   # C=2 channels, H=1, W=2
@@ -250,7 +265,7 @@ def test_coarse_to_fine_reports_each_level(vgg):
 
 
 def test_going_up_a_level_adds_back_the_contents_detail():
-    from gansmith.style.transfer import _resize, _upsample, to_tensor
+    from gansmith.style.stylize import _resize, _upsample, to_tensor
     content = 40 + 0.6 * to_tensor(_image(64, 96, smooth=False), (64, 96))   # in [40, 193]: no clamping
     coarse = _resize(content, (32, 48))
     # a coarse result equal to the blurred content comes back as the sharp content itself ...

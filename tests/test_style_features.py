@@ -16,7 +16,7 @@ from gansmith.style.losses import Objective, Weights, style_targets
 from gansmith.style.optim import IterateAverage, Method, converged, optimize
 from gansmith.style.plan import Level, check_memory, estimate_memory, largest_fitting_size, plan
 from gansmith.style.tiles import TiledObjective, blend_weights, spans, tile_boxes
-from gansmith.style.transfer import load_image, progress_bar, to_tensor
+from gansmith.style.stylize import load_image, progress_bar, to_tensor
 from gansmith.style.vgg import load_vgg19
 from test_style import _image, _stripes
 
@@ -35,8 +35,11 @@ def _weights():
 def test_spans_cover_with_overlap():
     assert spans(50, 64, 8) == [(0, 50)]
     s = spans(200, 64, 8)
-    assert s[0][0] == 0 and s[-1][1] == 200 and all(b - a == 64 for a, b in s)
-    assert all(next_a <= b - 8 for (_, b), (next_a, _) in zip(s, s[1:]))   # overlap of at least 8
+    assert len(s) == 4                                   # 3 tiles of 64 overlapping by 8 cover only 176
+    assert s[0][0] == 0 and s[-1][1] == 200 and len({b - a for a, b in s}) == 1 and s[0][1] <= 64
+    overlaps = [b - next_a for (_, b), (next_a, _) in zip(s, s[1:])]
+    assert min(overlaps) >= 8 and max(overlaps) <= 9     # no more overlap than asked: no pixel computed in vain
+    assert spans(2048, 1024, 128) == [(0, 768), (640, 1408), (1280, 2048)]
 
 
 def test_blend_weights_sum_to_one_and_fade_smoothly():
@@ -246,8 +249,7 @@ def _frames(folder, n, size=40):
 
 
 def test_folder_is_resumable_and_computes_style_targets_once(tmp_path, vgg, monkeypatch):
-    import importlib
-    T = importlib.import_module("gansmith.style.transfer")
+    import gansmith.style.stylize as T
     _frames(tmp_path / "in", 3)
     calls = []
     real = T.style_targets

@@ -174,7 +174,7 @@ def _run_folder(content_dir, styles, options, out_dir, temporal, progress):
 def _run(content, styles, options, output, save_every, frames_dir, gif, log_path, strip, progress):
     from ..fileio import atomic_save_image
     from ..style import transfer
-    from ..style.transfer import load_image, side_by_side, tensor_to_pil
+    from ..style.stylize import load_image, side_by_side, tensor_to_pil
     frames, log = [], open(log_path, "w") if log_path else None
     if save_every and frames_dir is None and not gif:
         frames_dir = output.with_name(output.stem + "-frames")

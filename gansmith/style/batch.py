@@ -13,7 +13,7 @@ from PIL import Image
 
 from ..errors import UserError
 from ..fileio import atomic_save_image
-from .transfer import ImageLike, Settings, Stylizer, load_image, progress_bar
+from .stylize import ImageLike, Settings, Stylizer, load_image, progress_bar
 from .vgg import VGG19Features
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}

@@ -11,7 +11,7 @@ from ..system import available_memory
 from .vgg import layer_names
 
 if TYPE_CHECKING:
-    from .transfer import Settings
+    from .settings import Settings
 
 MIN_SIZE = 32            # four poolings before relu5_1 leave 2 x 2 positions
 AUTO_TILE = 1024         # tile size for levels that do not fit in memory whole

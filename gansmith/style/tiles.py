@@ -18,13 +18,15 @@ from .vgg import VGG19Features
 
 
 def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """[start, stop) of evenly spaced tiles of `tile` pixels covering `length`, overlapping by at least
-    `overlap`."""
+    """[start, stop) of the fewest tiles of at most `tile` pixels that cover `length` overlapping by at least
+    `overlap`: equal tiles just large enough, since every pixel a tile holds beyond that is computed twice
+    (2048 px in tiles of 1024 overlapping by 128: three tiles of 768 a side, not three of 1024)."""
     if length <= tile:
         return [(0, length)]
     count = math.ceil((length - overlap) / (tile - overlap))
-    starts = [round(i * (length - tile) / (count - 1)) for i in range(count)]
-    return [(s, s + tile) for s in starts]
+    size = math.ceil((length + (count - 1) * overlap) / count)
+    starts = [round(i * (length - size) / (count - 1)) for i in range(count)]
+    return [(s, s + size) for s in starts]
 
 
 def tile_boxes(hw: tuple[int, int], tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
