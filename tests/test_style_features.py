@@ -140,6 +140,27 @@ def test_stopping_rule_ends_a_level_early():
     assert (image - target).abs().max() < 1
 
 
+def test_lbfgs_first_step_registers_on_a_large_image():
+    """PyTorch's first L-BFGS step (1 / |g|_1 in all) is below float32's resolution on a large image: the
+    image does not change, no curvature is learnt and the second step is the raw gradient. A steep quadratic
+    (Hessian 200/3 per pixel in the summed loss) on a 1024 x 1024 image shows it: a proper first step lets the
+    second land on the minimum; the raw gradient would throw every pixel to 0 or 255."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 3, 1024, 1024, generator=gen) * 155 + 50
+    image = (target + torch.randn(target.shape, generator=gen) * 20).clamp(0, 255)
+
+    def evaluate(x):
+        error = x.detach() - target
+        loss = 100 * float((error ** 2).mean())
+        return loss, {"total": loss}, 200 * error / error.numel()
+
+    start = evaluate(image)[0]
+    losses = [terms["total"] for terms in optimize(evaluate, image, 3, Method("lbfgs"))]
+    assert losses[0] == pytest.approx(start)   # each logged loss is the one before that iteration's step
+    assert losses[1] < 0.99 * start             # the first step changed the image (PyTorch's: not at all)
+    assert evaluate(image)[0] < 1e-3 * start    # (PyTorch's first step: 45x the starting loss)
+
+
 def test_iterate_average_is_bias_corrected():
     avg = IterateAverage(0.5)
     for value in (4.0, 4.0, 4.0):

@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 import torch
 
 Evaluate = Callable[[torch.Tensor], "tuple[float, dict[str, float], torch.Tensor]"]
+FIRST_STEP = 0.5   # mean pixel change (0-255 units) of L-BFGS's first step at each level
 
 
 @dataclass
@@ -38,6 +39,10 @@ def optimize(evaluate: Evaluate, image: torch.Tensor, steps: int, method: Method
     if method.name == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=method.history,
                                 tolerance_grad=0.0, tolerance_change=0.0)
+        # PyTorch's first L-BFGS step is 1 / |g|_1 (all pixels together move by 1), which at 2048 px is below
+        # float32's resolution: the image did not change, no curvature was learnt, and the second step was the
+        # raw gradient (the loss went from 3.4 to 1,900). The first step here moves pixels by FIRST_STEP on average.
+        opt.param_groups[0]["lr"] = FIRST_STEP * image.numel()
     else:
         opt = torch.optim.Adam([image], lr=method.lr)
     average = IterateAverage(method.average) if method.average else None
@@ -51,6 +56,7 @@ def optimize(evaluate: Evaluate, image: torch.Tensor, steps: int, method: Method
 
     for _ in range(steps):
         totals.append(float(opt.step(closure)) / scale)
+        opt.param_groups[0]["lr"] = 1.0
         with torch.no_grad():
             image.clamp_(0, 255)
         if average is not None:
