@@ -39,9 +39,9 @@ def optimize(evaluate: Evaluate, image: torch.Tensor, steps: int, method: Method
     if method.name == "lbfgs":
         opt = torch.optim.LBFGS([image], lr=1.0, max_iter=1, history_size=method.history,
                                 tolerance_grad=0.0, tolerance_change=0.0)
-        # PyTorch's first L-BFGS step is 1 / |g|_1 (all pixels together move by 1), which at 2048 px is below
-        # float32's resolution: the image did not change, no curvature was learnt, and the second step was the
-        # raw gradient (the loss went from 3.4 to 1,900). The first step here moves pixels by FIRST_STEP on average.
+        # PyTorch's first step, 1 / |g|_1 (all pixels together move by 1), is below float32's resolution on
+        # large images: nothing changes, no curvature is learnt and the second step is the raw gradient
+        # (docs/style.md, "Optimizer"). Here the first step moves the pixels by FIRST_STEP on average.
         opt.param_groups[0]["lr"] = FIRST_STEP * image.numel()
     else:
         opt = torch.optim.Adam([image], lr=method.lr)
@@ -56,7 +56,8 @@ def optimize(evaluate: Evaluate, image: torch.Tensor, steps: int, method: Method
 
     for _ in range(steps):
         totals.append(float(opt.step(closure)) / scale)
-        opt.param_groups[0]["lr"] = 1.0
+        if method.name == "lbfgs":
+            opt.param_groups[0]["lr"] = 1.0   # the first step is taken: from now on L-BFGS's own steps
         with torch.no_grad():
             image.clamp_(0, 255)
         if average is not None:
