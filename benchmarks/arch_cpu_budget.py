@@ -52,10 +52,14 @@ def slug(arm: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in arm.lower()).strip("-")[:60]
 
 
-def copy_shorter_run(arm: str, work: Path, minutes: float, out: Path) -> list[str]:
-    """Copy the arm's finished run of `minutes` CPU-minutes to `out` and return the flags that resume it."""
+def run_dir(work: Path, arm: str, cpu_minutes: float) -> Path:
+    return work / f"{slug(arm)}-{cpu_minutes:g}cpumin"
+
+
+def copy_shorter_run(arm: str, work: Path, minutes: float, out: Path) -> None:
+    """Copy the arm's finished run of `minutes` CPU-minutes to `out`, to be resumed there."""
     import shutil
-    source = work / f"{slug(arm)}-{minutes:g}cpumin"
+    source = run_dir(work, arm, minutes)
     if not (source / "bench.json").exists():
         raise SystemExit(f"--extend-from {minutes:g}: {source} is not a finished run of that budget")
     config = json.loads((source / "config.json").read_text())["config"]
@@ -63,17 +67,17 @@ def copy_shorter_run(arm: str, work: Path, minutes: float, out: Path) -> list[st
         raise SystemExit(f"{arm}: its schedule depends on the duration, so it cannot be extended")
     if not out.exists():
         shutil.copytree(source, out, ignore=shutil.ignore_patterns("bench.json", "score-*", ".lock"))
-    return ["--resume"]
 
 
 def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int, extend_from: float | None) -> dict:
-    out = work / f"{slug(arm)}-{cpu_minutes:g}cpumin"
+    out = run_dir(work, arm, cpu_minutes)
     info = out / "bench.json"
     if info.exists():
         return json.loads(info.read_text())
     resume, minutes = [], cpu_minutes
     if extend_from:
-        resume, minutes = copy_shorter_run(arm, work, extend_from, out), cpu_minutes - extend_from
+        copy_shorter_run(arm, work, extend_from, out)
+        resume, minutes = ["--resume"], cpu_minutes - extend_from
     options = ARMS[arm]
     if options.get("r2", 0) is None:  # R3GAN: R2 as strong as the architecture's default R1
         from gansmith.training.config import TrainConfig, resolve
@@ -94,7 +98,7 @@ def train_arm(arm: str, data: str, work: Path, cpu_minutes: float, threads: int,
     last = load_checkpoint(sorted((out / "checkpoints").glob("step-*.pt"))[-1])
     wall_s = time.time() - started
     if extend_from:
-        wall_s += json.loads((work / f"{slug(arm)}-{extend_from:g}cpumin" / "bench.json").read_text())["wall_s"]
+        wall_s += json.loads((run_dir(work, arm, extend_from) / "bench.json").read_text())["wall_s"]
     result = {"steps": last["step"], "kimg": last["images_seen"] / 1000, "wall_s": wall_s, "options": options}
     info.write_text(json.dumps(result))
     return result
@@ -106,7 +110,7 @@ def score(arm: str, name: str, data_path: str, work: Path, cpu_minutes: float, n
     from gansmith.generate import generate_images, load_generator
     from gansmith.images import make_grid, to_pil
     from gansmith.metrics import evaluate
-    run = work / f"{slug(arm)}-{cpu_minutes:g}cpumin"
+    run = run_dir(work, arm, cpu_minutes)
     cache = run / f"score-n{n}.json"
     if cache.exists():
         return json.loads(cache.read_text())

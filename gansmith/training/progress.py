@@ -12,9 +12,10 @@ import time
 
 from tqdm import tqdm
 
-from .augment import SMALL_DATA, SMALL_DATA_POLICY
+from .augment import SMALL_DATA, auto_policy
 from .config import TrainConfig
 from .run import log
+
 
 def budget_fraction(cfg: TrainConfig, images_seen: int, elapsed: float) -> float:
     """How much of the run's budget is used: the larger of the kimg and the time fractions (the run ends at 1)."""
@@ -46,7 +47,7 @@ def startup_summary(cfg: TrainConfig, data, run_path, images_seen: int) -> list[
         f"outputs:   {run_path} (samples/latest.png, report.html, metrics.jsonl, checkpoints/)",
     ]
     if cfg.augment:
-        automatic = data.n < SMALL_DATA and cfg.augment == SMALL_DATA_POLICY
+        automatic = cfg.augment == auto_policy(data.n)
         lines.append(f"augment:   {cfg.augment} (DiffAugment" + (
             f"; on by itself below {SMALL_DATA:,} images, so that D does not memorize them; --augment none turns "
             "it off)" if automatic else ")"))
